@@ -1,0 +1,101 @@
+# pgwarden: the only entry point. make | static ARCH= | test | unit | lint | demo | clean
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+VERSION      := $(shell cat VERSION)
+GIT_REV      := $(shell git rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
+ARCH         ?= amd64
+NPROC        := $(shell nproc 2>/dev/null || echo 2)
+
+SYSROOT_amd64 = $(shell toolchain/sysroot.sh amd64)
+SYSROOT_arm64 = $(shell toolchain/sysroot.sh arm64)
+CC_amd64     := gcc
+CC_arm64     := aarch64-linux-gnu-gcc
+STRIP_amd64  := strip
+STRIP_arm64  := aarch64-linux-gnu-strip
+include toolchain/libs.mk
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+           -Wformat=2 -Wno-format-nonliteral -Wno-format-zero-length
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) -MMD -MP -I. \
+           -DPGW_VERSION='"$(VERSION)"' -DPGW_GIT_REV='"$(GIT_REV)"'
+
+# Every .c under these folders is part of the program; agent/main.c holds main().
+SRCS      := $(sort $(wildcard platform/*.c agent/*.c agent/*/*.c web/*.c))
+LIB_SRCS  := $(filter-out agent/main.c,$(SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
+
+# ---- build flavours: dev (dynamic glibc, fast), asan (unit tests), static release per arch
+# $(1)=flavour $(2)=arch $(3)=extra cflags $(4)=extra ldflags
+define FLAVOUR
+B_$(1) := build/$(1)
+OBJS_$(1) := $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRCS))
+build/$(1)/obj/%.o: %.c build/$(2)-toolchain.stamp
+	@mkdir -p $$(@D)
+	$$(CC_$(2)) $$(BASE_CFLAGS) $(3) -isystem $$(SYSROOT_$(2))/include -c $$< -o $$@
+build/$(1)/libpgwarden.a: $$(OBJS_$(1))
+	@rm -f $$@
+	ar rcs $$@ $$^
+build/$(1)/pgwarden: build/$(1)/obj/agent/main.o build/$(1)/libpgwarden.a
+	$$(CC_$(2)) $(3) $$^ -o $$@ -L$$(SYSROOT_$(2))/lib $(4) $$(DEP_LIBS)
+build/$(1)/tests/%: tests/unit/%.c build/$(1)/libpgwarden.a
+	@mkdir -p $$(@D)
+	$$(CC_$(2)) $$(BASE_CFLAGS) $(3) -Wno-missing-prototypes -isystem $$(SYSROOT_$(2))/include \
+	  $$< build/$(1)/libpgwarden.a -o $$@ -L$$(SYSROOT_$(2))/lib $(4) $$(TEST_LIBS) $$(DEP_LIBS)
+-include $$(OBJS_$(1):.o=.d) build/$(1)/obj/agent/main.d
+endef
+
+DEV_CFLAGS    := -O2 -g
+ASAN_CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+STATIC_CFLAGS := -O2 -ffunction-sections -fdata-sections
+STATIC_LDFLAGS := -static -Wl,--gc-sections
+
+$(eval $(call FLAVOUR,dev,amd64,$(DEV_CFLAGS),))
+$(eval $(call FLAVOUR,asan,amd64,$(ASAN_CFLAGS),-fsanitize=address,undefined))
+$(eval $(call FLAVOUR,amd64,amd64,$(STATIC_CFLAGS),$(STATIC_LDFLAGS)))
+$(eval $(call FLAVOUR,arm64,arm64,$(STATIC_CFLAGS) -mno-outline-atomics,$(STATIC_LDFLAGS)))
+$(eval $(call FLAVOUR,arm64-test,arm64,-O1 -g -mno-outline-atomics,-static))
+
+# The toolchain (static libraries in a cache outside the tree) is built once per version key.
+build/%-toolchain.stamp: toolchain/versions.env toolchain/build.sh
+	@mkdir -p build
+	toolchain/build.sh $*
+	@echo "$(SYSROOT_$*)" > $@
+
+.PHONY: all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+all: build/dev/pgwarden
+	@echo "built build/dev/pgwarden"
+
+deps:
+	toolchain/install-deps.sh build cross test lint
+
+static: build/$(ARCH)/pgwarden
+	$(STRIP_$(ARCH)) -o build/$(ARCH)/pgwarden.stripped build/$(ARCH)/pgwarden
+	mv build/$(ARCH)/pgwarden.stripped build/$(ARCH)/pgwarden
+	@file build/$(ARCH)/pgwarden; ls -l build/$(ARCH)/pgwarden
+
+unit-amd64: $(addprefix build/asan/tests/,$(UNIT_NAMES))
+	tests/run-unit.sh asan build/asan/tests $(UNIT_NAMES)
+
+unit-arm64: $(addprefix build/arm64-test/tests/,$(UNIT_NAMES))
+	tests/run-unit.sh qemu build/arm64-test/tests $(UNIT_NAMES)
+
+unit: deps
+	$(MAKE) unit-amd64 unit-arm64
+
+integration: build/dev/pgwarden
+	tests/run-integration.sh build/dev/pgwarden
+
+lint:
+	tests/lint.sh
+
+# Installs what is missing, builds, runs every test and prints "N passed, N failed".
+test: deps
+	tests/run-all.sh
+
+demo: deps build/dev/pgwarden
+	build/dev/pgwarden demo --dir $${PGWARDEN_DEMO_DIR:-/tmp/pgwarden-demo}
+
+clean:
+	rm -rf build

@@ -1,0 +1,28 @@
+/* The table of message types with their size limits, shared by every process. */
+#include "agent/msgtypes.h"
+
+#include "agent/settings.h"
+
+_Static_assert(sizeof(struct pgw_config) <= MSG_MAX_PAYLOAD, "config must fit in one message");
+
+const struct msg_spec msgtypes_specs[] = {
+    {MSG_HELLO, "hello", sizeof(struct msg_hello), sizeof(struct msg_hello)},
+    {MSG_CONFIG, "config", sizeof(struct pgw_config), sizeof(struct pgw_config)},
+};
+const size_t msgtypes_nspecs = sizeof(msgtypes_specs) / sizeof(msgtypes_specs[0]);
+
+const char *msgtypes_endpoint_name(uint8_t ep)
+{
+    switch (ep) {
+    case EP_SUP:
+        return "supervisor";
+    case EP_HA:
+        return "ha";
+    case EP_PROXY:
+        return "proxy";
+    case EP_WEB:
+        return "web";
+    default:
+        return "?";
+    }
+}

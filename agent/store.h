@@ -1,0 +1,110 @@
+/* SQLite store of one node: events, meta and samples in <state_dir>/pgwarden.db. */
+#ifndef PGW_STORE_H
+#define PGW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* The file name of the store inside the state directory. */
+#define STORE_DB_NAME "pgwarden.db"
+/* PRAGMA application_id of a pgwarden database ("PGWD"), set by the first migration. */
+#define STORE_APPLICATION_ID 0x50475744
+
+/* One row of the events table as returned by store_events_list(). Text fields are always
+ * NUL-terminated; kind and member are cut at a UTF-8 character boundary when too long; a
+ * detail that does not fit is replaced by {"truncated":true} so that it stays valid JSON.
+ * `truncated` tells that one of the text fields was cut or replaced. */
+struct store_event {
+    int64_t id, ts_ms, term;
+    char kind[32];
+    char member[64];
+    char detail[1024];
+    bool truncated;
+};
+
+/* Opens (creating if needed) <state_dir>/pgwarden.db, checks it, and migrates its schema
+ * forward to store_latest_schema_version(). On failure returns NULL with one clear message in
+ * err (may be NULL) that is also logged once: state directory missing, not a directory or not
+ * writable; file not a valid pgwarden database (not SQLite, corrupt, foreign); database created
+ * by a newer pgwarden; WAL mode unavailable; a migration that failed (rolled back). */
+struct store *store_open(const char *state_dir, char *err, size_t errlen);
+
+/* For tests: like store_open() but with the given ordered list of forward migrations instead
+ * of the built-in one (migrations[i] brings the schema from version i to i + 1; it must not
+ * contain BEGIN/COMMIT). The list must be a prefix of the built-in list, optionally followed
+ * by extra migrations; statements on tables that do not exist yet are not prepared and their
+ * functions fail. */
+struct store *store_open_with_migrations(const char *state_dir, const char *const migrations[],
+                                         int n, char *err, size_t errlen);
+
+/* Finalizes the statements and closes the database. NULL-safe. */
+void store_close(struct store *s);
+
+/* The database file path (for messages). */
+const char *store_path(const struct store *s);
+
+/* PRAGMA user_version of the open database, or <0 on error. */
+int store_schema_version(struct store *s);
+/* The schema version that this pgwarden creates (the number of built-in migrations). */
+int store_latest_schema_version(void);
+
+/* Explicit transaction (BEGIN IMMEDIATE) around many writes, e.g. a batch of samples.
+ * store_begin() fails if a transaction is already open. If store_commit() fails, the
+ * transaction is rolled back. store_rollback() is a no-op outside a transaction. */
+bool store_begin(struct store *s);
+bool store_commit(struct store *s);
+bool store_rollback(struct store *s);
+
+/* Appends an event. `kind` is required (free text, e.g. "role_change", "failover"); `member`
+ * NULL means ""; `detail_json` NULL means "{}". Secrets in detail (URL passwords, password=...
+ * pairs) are masked with log_redact() before storing, but callers should pass redacted text.
+ * The new row id goes to *id_out if id_out is not NULL. */
+bool store_event_add(struct store *s, int64_t ts_ms, const char *kind, const char *member,
+                     int64_t term, const char *detail_json, int64_t *id_out);
+
+/* Lists up to `max` events, newest first, with id < before_id (before_id <= 0: from the newest)
+ * and, if kind_filter is not NULL, kind == kind_filter. Page on with the last id returned.
+ * Returns the number of events written to out, or <0 on error. */
+int store_events_list(struct store *s, int64_t before_id, const char *kind_filter,
+                      struct store_event *out, int max);
+
+/* Retention: deletes events with ts_ms < older_than_ts_ms (rule off if older_than_ts_ms <= 0),
+ * then the oldest ones beyond the newest keep_at_most (rule off if keep_at_most <= 0). */
+bool store_events_prune(struct store *s, int64_t older_than_ts_ms, int64_t keep_at_most);
+
+/* Key/value settings of the node. Values go through log_redact() like event details.
+ * store_meta_get() returns false if the key is absent (out = "") or on error, including a
+ * value that does not fit in cap (logged). */
+bool store_meta_set(struct store *s, const char *key, const char *value);
+bool store_meta_get(struct store *s, const char *key, char *out, size_t cap);
+
+/* Appends one metric sample (member NULL means ""); value must not be NaN. */
+bool store_sample_add(struct store *s, int64_t ts_ms, const char *member, const char *metric,
+                      double value);
+/* Retention of samples: deletes those with ts_ms < older_than_ts_ms. */
+bool store_samples_prune(struct store *s, int64_t older_than_ts_ms);
+
+/* ---- internal to agent/store.c and agent/store_schema.c (not for other modules) ---- */
+struct sqlite3;
+
+/* The built-in migration list (store_latest_schema_version() entries). */
+const char *const *store_schema_migrations(void);
+/* Before SQLite touches it: an existing non-empty file at path must start with the SQLite
+ * header, else it is refused (SQLite itself takes a 1-byte file for an empty database and
+ * overwrites it). Fills err, does not log. */
+bool store_schema_check_header(const char *path, char *err, size_t errlen);
+/* Reads the schema, runs PRAGMA quick_check, checks application_id and that user_version is at
+ * most `known`. Fills err, does not log. */
+bool store_schema_validate(struct sqlite3 *db, const char *path, int known, char *err,
+                           size_t errlen);
+/* Applies migrations[user_version..n-1], each in its own BEGIN IMMEDIATE transaction with the
+ * user_version bump; a failure rolls back that migration and names its version in err. */
+bool store_schema_migrate(struct sqlite3 *db, const char *path, const char *const migrations[],
+                          int n, char *err, size_t errlen);
+/* PRAGMA user_version, or <0 on error. */
+int store_schema_user_version(struct sqlite3 *db);
+
+#endif

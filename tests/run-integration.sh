@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the pytest integration suite (real etcd and PostgreSQL) against a pgwarden binary and tallies it.
+set -uo pipefail
+bin=$(realpath "$1"); shift
+mkdir -p build/results
+export PGWARDEN_BIN=$bin
+/usr/bin/python3 -m pytest tests/integration -q -ra -p no:cacheprovider \
+  --junitxml=build/results/integration.xml "$@"
+rc=$?
+/usr/bin/python3 - <<'PY' > build/results/integration.count
+import xml.etree.ElementTree as ET
+try:
+    r = ET.parse("build/results/integration.xml").getroot()
+    s = r if r.tag == "testsuite" else r.find("testsuite")
+    total, fail = int(s.get("tests")), int(s.get("failures")) + int(s.get("errors"))
+    skipped = int(s.get("skipped", 0))
+    print(total - fail - skipped, fail + skipped)   # a skipped test counts as not passed
+except Exception:
+    print(0, 1)
+PY
+[ "$rc" -eq 0 ] && exit 0
+# pytest exits 5 when nothing was collected: that is a failure too.
+exit 1
