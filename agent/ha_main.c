@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "agent/child.h"
+#include "agent/msgtypes.h"
 #include "agent/node.h"
 #include "agent/store.h"
 #include "platform/clock.h"

@@ -144,11 +144,11 @@ int node_run(const char *config_path)
     };
     const struct sup_config scfg = {
         .policy = {.max_restarts = (int)n->cfg.supervisor.max_restarts,
-                   .window_ms = n->cfg.supervisor.restart_window,
+                   .window_ms = n->cfg.supervisor.restart_window_ms,
                    .backoff_min_ms = 100,
                    .backoff_max_ms = 5000,
                    .stable_ms = 10000},
-        .shutdown_timeout_ms = n->cfg.supervisor.shutdown_timeout,
+        .shutdown_timeout_ms = n->cfg.supervisor.shutdown_timeout_ms,
         .specs = msgtypes_specs,
         .nspecs = msgtypes_nspecs,
         .hello_type = MSG_HELLO,

@@ -172,8 +172,7 @@ static const char *skip_secret_value(const char *p)
         }
         return *p == quote ? p + 1 : p;
     }
-    while (*p && !isspace((unsigned char)*p) && *p != '&' && *p != '"' && *p != '\\' &&
-           *p != '}')
+    while (*p && !isspace((unsigned char)*p) && *p != '&' && *p != '"' && *p != '\\' && *p != '}')
         p++;
     return p;
 }

@@ -3,6 +3,7 @@
 #include "platform/supervisor.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,10 +101,8 @@ static int crashing_main(void *app, int fd)
 }
 
 /* Waits for the supervisor to close our channel or for a SIGTERM (default action). */
-static int idle_main(void *app, int fd)
+static int wait_for_close(int fd)
 {
-    (void)app;
-    send_hello(fd, 2);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     for (;;) {
         if (poll(&p, 1, -1) < 0 && errno != EINTR)
@@ -112,6 +111,13 @@ static int idle_main(void *app, int fd)
         if (recv(fd, buf, sizeof(buf), 0) == 0)
             return 0;
     }
+}
+
+static int idle_main(void *app, int fd)
+{
+    (void)app;
+    send_hello(fd, 2);
+    return wait_for_close(fd);
 }
 
 /* Child 1: says hello, sends a ping to child 2 and waits. Child 2 answers pings with a pong to
@@ -123,7 +129,7 @@ static int pinger_main(void *app, int fd)
     int32_t v = 42;
     if (msg_send(fd, T_PING, 1, 2, 2, &v, sizeof(v)) != 0)
         _exit(99);
-    return idle_main(NULL, fd) == 0 ? 0 : 1;
+    return wait_for_close(fd);
 }
 
 static int ponger_main(void *app, int fd)
@@ -242,6 +248,7 @@ static int stubborn_main(void *app, int fd)
     send_hello(fd, 1);
     for (;;)
         pause();
+    return 0;
 }
 
 static void on_ready_stop(struct sup *s, void *arg)
