@@ -7,8 +7,11 @@ GIT_REV      := $(shell git rev-parse --short=10 HEAD 2>/dev/null || echo unknow
 ARCH         ?= amd64
 NPROC        := $(shell nproc 2>/dev/null || echo 2)
 
-SYSROOT_amd64 = $(shell toolchain/sysroot.sh amd64)
-SYSROOT_arm64 = $(shell toolchain/sysroot.sh arm64)
+# The sysroot path embeds a key of the pinned versions, so a version change means a new path.
+SYSROOT_amd64 := $(shell toolchain/sysroot.sh amd64)
+SYSROOT_arm64 := $(shell toolchain/sysroot.sh arm64)
+TC_amd64      := $(SYSROOT_amd64)/.complete
+TC_arm64      := $(SYSROOT_arm64)/.complete
 CC_amd64     := gcc
 CC_arm64     := aarch64-linux-gnu-gcc
 STRIP_amd64  := strip
@@ -31,7 +34,7 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 define FLAVOUR
 B_$(1) := build/$(1)
 OBJS_$(1) := $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRCS))
-build/$(1)/obj/%.o: %.c build/$(2)-toolchain.stamp
+build/$(1)/obj/%.o: %.c $$(TC_$(2))
 	@mkdir -p $$(@D)
 	$$(CC_$(2)) $$(BASE_CFLAGS) $(3) -isystem $$(SYSROOT_$(2))/include -c $$< -o $$@
 build/$(1)/libpgwarden.a: $$(OBJS_$(1))
@@ -58,12 +61,14 @@ $(eval $(call FLAVOUR,arm64,arm64,$(STATIC_CFLAGS) -mno-outline-atomics,$(STATIC
 $(eval $(call FLAVOUR,arm64-test,arm64,-O1 -g -mno-outline-atomics,-static))
 
 # The toolchain (static libraries in a cache outside the tree) is built once per version key.
-build/%-toolchain.stamp: toolchain/versions.env toolchain/build.sh
-	@mkdir -p build
-	toolchain/build.sh $*
-	@echo "$(SYSROOT_$*)" > $@
+$(TC_amd64):
+	toolchain/build.sh amd64
+$(TC_arm64):
+	toolchain/build.sh arm64
+toolchain: $(TC_amd64) $(TC_arm64)
 
-.PHONY: all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+PHONY_TC := toolchain
+.PHONY: $(PHONY_TC) all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 

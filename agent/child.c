@@ -58,6 +58,7 @@ static void apply_config(struct child *c, const void *payload)
     size_t changed = cfg_diff_reload(settings_keys, settings_nkeys, c->cfg, next, report_change, c);
     free(next);
     log_set_level((enum log_level)c->cfg->log.level);
+    log_debug("config applied", "changed=%zu", changed);
     if (changed > 0 && c->role->on_reload)
         c->role->on_reload(c, c->data);
 }

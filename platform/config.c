@@ -547,8 +547,14 @@ bool cfg_load(const struct cfg_key *t, size_t n, void *dst, const char *path, ch
     bool overflow_before = e->overflow;
     if (!cfg_defaults(t, n, dst, e))
         return false;
-    if (path)
+    if (path) {
+        /* An unreadable file is one clear error, not a list of "missing key" follow-ups. */
+        FILE *probe = fopen(path, "r");
+        if (!probe)
+            return cfg_load_file(t, n, dst, path, e);
+        fclose(probe);
         cfg_load_file(t, n, dst, path, e);
+    }
     if (envp)
         cfg_load_env(t, n, dst, envp, e);
     cfg_check_required(t, n, dst, path, e);

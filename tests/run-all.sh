@@ -39,8 +39,7 @@ static_ok() {   # ARCH: release binary is static, stripped, and runs `version`
   if [ "$arch" = arm64 ]; then qemu-aarch64-static "$bin" version; else "$bin" version; fi
 }
 
-check "toolchain amd64" make --no-print-directory build/amd64-toolchain.stamp
-check "toolchain arm64" make --no-print-directory build/arm64-toolchain.stamp
+check "toolchain amd64+arm64" make --no-print-directory toolchain
 check "build dev" make --no-print-directory -j"$jobs" build/dev/pgwarden
 check "lint" tests/lint.sh
 tests "unit amd64 (asan)" build/results/unit-asan.count make --no-print-directory -j"$jobs" unit-amd64
