@@ -51,11 +51,12 @@ endef
 
 DEV_CFLAGS    := -O2 -g
 ASAN_CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_LDFLAGS  := -fsanitize=address,undefined
 STATIC_CFLAGS := -O2 -ffunction-sections -fdata-sections
 STATIC_LDFLAGS := -static -Wl,--gc-sections
 
 $(eval $(call FLAVOUR,dev,amd64,$(DEV_CFLAGS),))
-$(eval $(call FLAVOUR,asan,amd64,$(ASAN_CFLAGS),-fsanitize=address,undefined))
+$(eval $(call FLAVOUR,asan,amd64,$(ASAN_CFLAGS),$(ASAN_LDFLAGS)))
 $(eval $(call FLAVOUR,amd64,amd64,$(STATIC_CFLAGS),$(STATIC_LDFLAGS)))
 $(eval $(call FLAVOUR,arm64,arm64,$(STATIC_CFLAGS) -mno-outline-atomics,$(STATIC_LDFLAGS)))
 $(eval $(call FLAVOUR,arm64-test,arm64,-O1 -g -mno-outline-atomics,-static))

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/store.h"
@@ -691,22 +692,47 @@ static void test_bad_state_dir(void **state)
     store_close(s);
 }
 
+/* In a child process (so root's permission override can be dropped): opening must fail with
+ * "is not writable" and must not create the database file. Exits 0 when it behaved so. */
+static bool open_refused_unwritable(struct fx *f, bool db_may_exist)
+{
+    bool existed = file_exists(f->db);
+    if (store_open(f->dir, f->err, sizeof(f->err)) != NULL)
+        return false;
+    if (!strstr(f->err, "is not writable"))
+        return false;
+    return db_may_exist || (!existed && !file_exists(f->db));
+}
+
+static int run_unprivileged(struct fx *f, bool db_may_exist)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Root ignores permission bits: become "nobody" for the check. */
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(2);
+        _exit(open_refused_unwritable(f, db_may_exist) ? 0 : 1);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
 static void test_readonly_dir(void **state)
 {
     struct fx *f = *state;
+    uid_t uid = geteuid() == 0 ? 65534 : geteuid();
 
-    if (geteuid() == 0)
-        skip(); /* root ignores permission bits */
+    assert_int_equal(chown(f->dir, uid, uid), 0);
     assert_int_equal(chmod(f->dir, 0555), 0);
-    assert_null(store_open(f->dir, f->err, sizeof(f->err)));
-    assert_non_null(strstr(f->err, "is not writable"));
-    assert_false(file_exists(f->db));
+    assert_int_equal(run_unprivileged(f, false), 0);
     assert_int_equal(chmod(f->dir, 0700), 0);
 
     store_close(open_ok(f));
+    assert_int_equal(chown(f->db, uid, uid), 0);
     assert_int_equal(chmod(f->db, 0444), 0);
-    assert_null(store_open(f->dir, f->err, sizeof(f->err)));
-    assert_non_null(strstr(f->err, "is not writable"));
+    assert_int_equal(run_unprivileged(f, true), 0);
 }
 
 static void test_null_store(void **state)
