@@ -69,7 +69,7 @@ $(TC_arm64):
 toolchain: $(TC_amd64) $(TC_arm64)
 
 PHONY_TC := toolchain
-.PHONY: $(PHONY_TC) all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+.PHONY: $(PHONY_TC) tools all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 
@@ -90,7 +90,15 @@ unit-arm64: $(addprefix build/arm64-test/tests/,$(UNIT_NAMES))
 unit: deps
 	$(MAKE) unit-amd64 unit-arm64
 
-integration: build/dev/pgwarden
+# Small driver programs used by the integration tests (tests/tools/*.c).
+TOOL_NAMES := $(patsubst tests/tools/%.c,%,$(wildcard tests/tools/*.c))
+build/dev/tools/%: tests/tools/%.c build/dev/libpgwarden.a
+	@mkdir -p $(@D)
+	$(CC_amd64) $(BASE_CFLAGS) $(DEV_CFLAGS) -isystem $(SYSROOT_amd64)/include $< \
+	  build/dev/libpgwarden.a -o $@ -L$(SYSROOT_amd64)/lib $(DEP_LIBS)
+tools: $(addprefix build/dev/tools/,$(TOOL_NAMES))
+
+integration: build/dev/pgwarden tools
 	tests/run-integration.sh build/dev/pgwarden
 
 lint:

@@ -40,7 +40,7 @@ static_ok() {   # ARCH: release binary is static, stripped, and runs `version`
 }
 
 check "toolchain amd64+arm64" make --no-print-directory toolchain
-check "build dev" make --no-print-directory -j"$jobs" build/dev/pgwarden
+check "build dev" make --no-print-directory -j"$jobs" build/dev/pgwarden tools
 check "lint" tests/lint.sh
 tests "unit amd64 (asan)" build/results/unit-asan.count make --no-print-directory -j"$jobs" unit-amd64
 tests "unit arm64 (qemu)" build/results/unit-qemu.count make --no-print-directory -j"$jobs" unit-arm64

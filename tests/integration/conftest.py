@@ -277,6 +277,15 @@ def vm_rss_kib(pid):
     return 0
 
 
+def pss_kib(pid):
+    """Proportional set size: shared pages (the binary's text) split among the processes using
+    them, so the sum over processes is the memory they really use together."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def listening_inodes(port):
     """Socket inodes of TCP sockets listening on 127.0.0.1:port or 0.0.0.0:port."""
     inodes = set()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import (REPO, ident_alive, logfmt, make_dir, pid_alive, port_accepts,
+from conftest import (REPO, ident_alive, logfmt, make_dir, pid_alive, port_accepts, pss_kib,
                       port_bindable, port_refuses, proc_ident, socket_inodes_of, listening_inodes,
                       sqlite_query, vm_rss_kib, wait_until, write_file)
 
@@ -335,8 +335,10 @@ def test_idle_rss_measurement(node):
     roles = {"supervisor": n.pid, **n.child_pids()}
     assert len(n.children()) == 3 and all(pid_alive(p) for p in roles.values()), roles
     rss = {role: vm_rss_kib(pid) for role, pid in roles.items()}
-    total = sum(rss.values())
-    line = f"idle_rss_kib total={total} " + " ".join(f"{r}={k}" for r, k in rss.items())
+    pss = {role: pss_kib(pid) for role, pid in roles.items()}
+    line = (f"idle_kib binary={os.environ.get('PGWARDEN_BIN', '?')} "
+            f"pss_total={sum(pss.values())} rss_total={sum(rss.values())} "
+            + " ".join(f"{r}_rss={rss[r]} {r}_pss={pss[r]}" for r in rss))
     print(f"\n{line}")
     results = REPO / "build" / "results"
     if results.is_dir():
