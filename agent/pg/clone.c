@@ -1,0 +1,82 @@
+/* Replicas: clone a primary with pg_basebackup, and point a standby at a new upstream. */
+#define LOG_MODULE "pg"
+#include "agent/pg/internal.h"
+
+#include "platform/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
+             const struct pg_conf *conf, struct pg_error *err)
+{
+    const char *step = "pg_basebackup";
+    if (!o->host || !o->host[0] || o->port == 0)
+        return pgi_fail(err, step, -EINVAL, "no host to clone from");
+    if (o->slot && o->slot[0] && !pg_slot_name_valid(o->slot))
+        return pgi_fail(err, step, -EINVAL, "bad slot name \"%s\"", o->slot);
+    enum pg_datadir_state ds;
+    int rc = pg_datadir_probe(pg, &ds, err);
+    if (rc < 0)
+        return rc;
+    if (ds != PG_DATADIR_MISSING && ds != PG_DATADIR_EMPTY)
+        return pgi_fail(err, step, -ENOTEMPTY, "data directory %s is not empty", pg->data_dir);
+    rc = pg_run_dir_prepare(pg, err);
+    if (rc < 0)
+        return rc;
+    char tool[PGI_PATH], ci[2048];
+    if (pgi_tool(pg, "pg_basebackup", tool, sizeof(tool)) < 0)
+        return pgi_fail(err, step, -ENAMETOOLONG, "bin_dir is too long");
+    rc = pg_conninfo_render(pg, o->host, o->port, pg->replication_user, NULL, pg->name, ci,
+                            sizeof(ci));
+    if (rc < 0)
+        return pgi_fail(err, step, rc, "cannot build the conninfo");
+    const char *argv[16] = {tool, "-D",     pg->data_dir, "-d",   ci,
+                            "-X", "stream", "-c",         "fast", "--no-password"};
+    int n = 10;
+    if (o->slot && o->slot[0]) {
+        argv[n++] = "-S";
+        argv[n++] = o->slot;
+        if (o->create_slot)
+            argv[n++] = "-C";
+    }
+    argv[n] = NULL;
+    log_info("cloning", "source=%s:%u slot=%s data_dir=%s", o->host, (unsigned)o->port,
+             o->slot && o->slot[0] ? o->slot : "-", pg->data_dir);
+    struct spawn_result r;
+    rc = pgi_run(pg, step, argv, NULL, NULL, o->timeout_ms > 0 ? o->timeout_ms : 3600000, false, &r,
+                 err);
+    spawn_result_free(&r);
+    if (rc < 0) {
+        /* pg_basebackup cleans up after itself unless it was killed: make sure. */
+        (void)pg_datadir_wipe(pg, NULL);
+        return rc;
+    }
+    log_info("clone done", "source=%s:%u", o->host, (unsigned)o->port);
+    return pg_conf_apply(pg, conf, err);
+}
+
+int pg_follow(const struct pg_instance *pg, const struct pg_conf *conf, int timeout_ms,
+              struct pg_error *err)
+{
+    struct pg_postmaster pm;
+    int rc = pg_postmaster_find(pg, &pm, err);
+    if (rc < 0 && rc != -ESRCH)
+        return rc;
+    bool running = rc == 0;
+    if (running) {
+        struct pg_status st;
+        rc = pg_status_query(pg, &st, err);
+        if (rc < 0)
+            return rc;
+        if (!st.in_recovery)
+            return pgi_fail(err, "follow", -EBUSY,
+                            "PostgreSQL runs as a primary: stop it before it follows %s",
+                            conf->upstream_host ? conf->upstream_host : "nobody");
+    }
+    rc = pg_conf_apply(pg, conf, err);
+    if (rc < 0 || !running)
+        return rc;
+    return pg_reload(pg, timeout_ms, err);
+}
