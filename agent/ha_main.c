@@ -1,9 +1,12 @@
-/* The ha child: owns the SQLite store and (in later issues) the HA loop with etcd and PostgreSQL.
+/* The ha child: owns the SQLite store and runs the leader election (PostgreSQL control: issue 4).
  */
 #include <stdio.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "agent/child.h"
+#include "agent/ha/elector.h"
 #include "agent/msgtypes.h"
 #include "agent/node.h"
 #include "agent/store.h"
@@ -14,7 +17,16 @@
 
 struct ha {
     struct store *store;
+    struct elector *elector;
+    bool curl_ready;
 };
+
+static int send_via_child(void *arg, uint8_t dst, uint16_t type, const void *payload, uint32_t len)
+{
+    return child_send(arg, dst, type, payload, len);
+}
+
+static void ha_stop(struct child *c, void *data);
 
 static bool ha_start(struct child *c, void *data)
 {
@@ -29,14 +41,47 @@ static bool ha_start(struct child *c, void *data)
     snprintf(detail, sizeof(detail), "{\"pid\":%d,\"version\":\"%s\"}", (int)getpid(), PGW_VERSION);
     if (!store_event_add(ha->store, clock_wall_ms(), "agent_start", cfg->node.name, 0, detail,
                          NULL))
-        return false;
-    return true;
+        goto fail;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("cannot initialise libcurl");
+        goto fail;
+    }
+    ha->curl_ready = true;
+    ha->elector = elector_new(cfg, child_loop(c), ha->store, send_via_child, c);
+    if (ha->elector && elector_start(ha->elector))
+        return true;
+fail:
+    ha_stop(c, data);
+    return false;
+}
+
+static void ha_message(struct child *c, const struct msg_hdr *hdr, const void *payload,
+                       uint32_t len, void *data)
+{
+    (void)c;
+    (void)len; /* the channel checked it against the type's size */
+    struct ha *ha = data;
+    if (hdr->type == MSG_FENCE && ha->elector)
+        elector_supervisor_fenced(ha->elector, payload);
+}
+
+static void ha_reload(struct child *c, void *data)
+{
+    struct ha *ha = data;
+    if (ha->elector)
+        elector_reconfigure(ha->elector, child_config(c));
 }
 
 static void ha_stop(struct child *c, void *data)
 {
     (void)c;
     struct ha *ha = data;
+    elector_shutdown(ha->elector);
+    elector_free(ha->elector);
+    ha->elector = NULL;
+    if (ha->curl_ready)
+        curl_global_cleanup();
+    ha->curl_ready = false;
     store_close(ha->store);
     ha->store = NULL;
 }
@@ -45,7 +90,11 @@ int ha_main(void *app, int chan_fd)
 {
     struct node *n = app;
     struct ha ha = {0};
-    const struct child_role role = {
-        .name = "ha", .endpoint = EP_HA, .start = ha_start, .stop = ha_stop};
+    const struct child_role role = {.name = "ha",
+                                    .endpoint = EP_HA,
+                                    .start = ha_start,
+                                    .on_message = ha_message,
+                                    .on_reload = ha_reload,
+                                    .stop = ha_stop};
     return child_run(&role, &ha, &n->cfg, chan_fd);
 }

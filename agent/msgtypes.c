@@ -8,6 +8,9 @@ _Static_assert(sizeof(struct pgw_config) <= MSG_MAX_PAYLOAD, "config must fit in
 const struct msg_spec msgtypes_specs[] = {
     {MSG_HELLO, "hello", sizeof(struct msg_hello), sizeof(struct msg_hello)},
     {MSG_CONFIG, "config", sizeof(struct pgw_config), sizeof(struct pgw_config)},
+    {MSG_LEASE, "lease", sizeof(struct msg_lease), sizeof(struct msg_lease)},
+    {MSG_ROUTE, "route", sizeof(struct msg_route), sizeof(struct msg_route)},
+    {MSG_FENCE, "fence", sizeof(struct msg_fence), sizeof(struct msg_fence)},
 };
 const size_t msgtypes_nspecs = sizeof(msgtypes_specs) / sizeof(msgtypes_specs[0]);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/ha/supfence.h"
 #include "agent/msgtypes.h"
 #include "agent/store.h"
 #include "platform/config.h"
@@ -37,6 +38,25 @@ static void in_child(void *app, const struct sup_child_spec *spec)
     }
     if (spec->id != EP_WEB)
         close_fd(&n->web_fd);
+    /* The fence timer belongs to the supervisor's loop. */
+    supfence_forget(n->fence);
+    n->fence = NULL;
+    n->sup = NULL;
+}
+
+static int send_to_child(void *arg, uint8_t dst, uint16_t type, const void *payload, uint32_t len)
+{
+    struct node *n = arg;
+    return sup_send(n->sup, dst, type, payload, len);
+}
+
+/* Messages addressed to the supervisor itself. */
+static void on_message(struct sup *s, const struct msg_hdr *hdr, const void *payload, void *app)
+{
+    (void)s;
+    struct node *n = app;
+    if (hdr->type == MSG_LEASE && hdr->src == EP_HA && n->fence)
+        supfence_on_lease(n->fence, payload);
 }
 
 static void log_change(const struct cfg_key *k, bool applied, void *arg)
@@ -153,14 +173,21 @@ int node_run(const char *config_path)
         .nspecs = msgtypes_nspecs,
         .hello_type = MSG_HELLO,
     };
-    const struct sup_hooks hooks = {.app = n, .in_child = in_child, .on_reload = on_reload};
+    const struct sup_hooks hooks = {
+        .app = n, .in_child = in_child, .on_reload = on_reload, .on_message = on_message};
     sup = sup_new(&scfg, &hooks, children, sizeof(children) / sizeof(children[0]));
     if (!sup) {
         log_error("cannot create the supervisor");
         goto out;
     }
+    n->sup = sup;
+    n->fence = supfence_new(sup_loop(sup), send_to_child, n);
+    if (!n->fence)
+        goto out;
     rc = sup_run(sup);
 out:
+    supfence_free(n->fence);
+    n->fence = NULL;
     sup_free(sup);
     close_fd(&n->proxy_rw_fd);
     close_fd(&n->proxy_ro_fd);

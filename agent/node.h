@@ -4,12 +4,17 @@
 
 #include "agent/settings.h"
 
+struct sup;
+struct supfence;
+
 struct node {
     struct pgw_config cfg;
     const char *config_path;
     int proxy_rw_fd; /* listening sockets bound by the supervisor before fork */
     int proxy_ro_fd;
     int web_fd;
+    struct sup *sup;        /* supervisor process only (children: do not use) */
+    struct supfence *fence; /* supervisor side of fencing; NULL in children */
 };
 
 /* `pgwarden run`: exit status per sysexits (78 config, 73 state folder, 65 state file). */

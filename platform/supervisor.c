@@ -127,6 +127,11 @@ void sup_free(struct sup *s)
     free(s);
 }
 
+struct loop *sup_loop(struct sup *s)
+{
+    return s->loop;
+}
+
 pid_t sup_child_pid(const struct sup *s, uint8_t id)
 {
     for (size_t i = 0; i < s->nchildren; i++) {

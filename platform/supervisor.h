@@ -84,6 +84,11 @@ int sup_run(struct sup *s);
 int sup_send(struct sup *s, uint8_t dst, uint16_t type, const void *payload, uint32_t len);
 int sup_broadcast(struct sup *s, uint16_t type, const void *payload, uint32_t len);
 
+/* The supervisor's event loop (valid from sup_new() to sup_free()), for hooks that need their
+ * own timers or fds in the supervisor process. Children never use it: after fork they get a
+ * fresh loop of their own. */
+struct loop *sup_loop(struct sup *s);
+
 /* Current pid of a child (0 when not running); for status reporting. */
 pid_t sup_child_pid(const struct sup *s, uint8_t id);
 
