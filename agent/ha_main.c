@@ -1,5 +1,4 @@
-/* The ha child: owns the SQLite store and runs the leader election (PostgreSQL control: issue 4).
- */
+/* The ha child: owns the SQLite store and runs the HA state machine (election + PostgreSQL). */
 #include <stdio.h>
 #include <unistd.h>
 

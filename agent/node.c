@@ -184,6 +184,8 @@ int node_run(const char *config_path)
     n->fence = supfence_new(sup_loop(sup), send_to_child, n);
     if (!n->fence)
         goto out;
+    if (n->cfg.ha.manage_postgresql)
+        supfence_stop_postgres(n->fence, n->cfg.postgresql.data_dir);
     rc = sup_run(sup);
 out:
     supfence_free(n->fence);

@@ -86,6 +86,10 @@ const struct cfg_key settings_keys[] = {
     {.section = "ha", .name = "fencing_margin", .type = CFG_DURATION, AT(ha.fencing_margin_ms),
      .def = "2s", .max = 10 * MINUTE, .flags = CFG_RELOADABLE,
      .help = "a primary that cannot renew its lease fences itself this long before it expires"},
+    {.section = "ha", .name = "manage_postgresql", .type = CFG_BOOL,
+     AT(ha.manage_postgresql), .def = "true",
+     .help = "bootstrap, clone, start, promote and demote the local PostgreSQL (off: election "
+             "only)"},
 
     {.section = "proxy", .name = "rw_listen", .type = CFG_ADDR, AT(proxy.rw_listen),
      .def = "127.0.0.1:5000", .help = "forwarder address that always reaches the primary"},

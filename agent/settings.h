@@ -57,6 +57,7 @@ struct pgw_ha_settings {
     uint64_t maximum_lag_on_failover; /* bytes */
     bool nofailover;
     uint64_t fencing_margin_ms; /* a primary fences itself this long before its lease expires */
+    bool manage_postgresql;     /* drive the local PostgreSQL (false: election only) */
 };
 
 struct pgw_proxy_settings {

@@ -81,9 +81,125 @@ static bool g_leader_changed(const struct elect_input *in)
     return !l->noted || strcmp(seen, l->noted_leader) != 0;
 }
 
+/* ---- PostgreSQL guards (only with cfg->manage_pg) ---- */
+
+static bool pg_may_act(const struct elect_input *in)
+{
+    return in->cfg->manage_pg && in->view->pg.known && in->now_ms >= in->local->pg_next_ms;
+}
+
+static bool pg_rows(const struct elect_input *in)
+{
+    return pg_may_act(in) && in->view->valid;
+}
+
+static bool leader_is_other(const struct elect_input *in)
+{
+    return in->view->has_leader && strcmp(in->view->leader, in->cfg->name) != 0;
+}
+
+static bool pg_primary(const struct elect_input *in)
+{
+    return in->view->pg.ready && !in->view->pg.in_recovery;
+}
+
+/* A replica is at most maximum_lag_on_failover behind the leader's last known position. */
+static bool replica_caught_up(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    int64_t top = v->pg.lsn;
+    if (v->has_optime && v->optime > top)
+        top = v->optime;
+    return v->peer_max_lsn >= 0 && v->peer_max_lsn + in->cfg->max_lag >= top;
+}
+
+/* Patroni's is_healthiest_node, with the peers' positions from their member keys. */
+static bool pg_healthy_for_race(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    if (!in->cfg->manage_pg)
+        return true;
+    if (!pg_may_act(in) || !v->initialize_set || !v->pg.ready ||
+        in->now_ms < in->local->no_race_until_ms)
+        return false;
+    if (!v->pg.in_recovery)
+        return true; /* the primary we bootstrapped or adopted */
+    if (v->has_optime && v->pg.lsn + in->cfg->max_lag < v->optime)
+        return false;
+    return v->peer_max_lsn <= v->pg.lsn;
+}
+
 static bool g_can_race(const struct elect_input *in)
 {
-    return in->view->valid && !in->view->has_leader && !in->cfg->nofailover && lease_alive(in);
+    return in->view->valid && !in->view->has_leader && !in->cfg->nofailover && lease_alive(in) &&
+           pg_healthy_for_race(in);
+}
+
+static bool g_pg_demote(const struct elect_input *in)
+{
+    const struct elect_local *l = in->local;
+    if (!pg_may_act(in) || !pg_primary(in))
+        return false;
+    return l->demote_pending || l->state == ELECT_FENCED ||
+           (in->view->valid && leader_is_other(in));
+}
+
+static bool g_init_race(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return pg_rows(in) && !v->has_initialize && !v->has_leader && v->pg.datadir_empty &&
+           !in->cfg->nofailover && !in->local->init_won && lease_alive(in);
+}
+
+static bool g_bootstrap(const struct elect_input *in)
+{
+    return pg_rows(in) && in->local->init_won && in->view->pg.datadir_empty;
+}
+
+static bool g_write_initialize(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return pg_rows(in) && in->local->init_won && v->has_initialize && !v->initialize_set &&
+           pg_primary(in);
+}
+
+static bool g_clone(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return pg_rows(in) && v->pg.datadir_empty && !in->local->init_won && v->initialize_set &&
+           leader_is_other(in) && v->leader_conn;
+}
+
+static bool pg_down(const struct elect_input *in)
+{
+    return pg_rows(in) && in->view->pg.datadir_ok && !in->view->pg.running;
+}
+
+static bool g_pg_release(const struct elect_input *in)
+{
+    return pg_down(in) && replica_caught_up(in);
+}
+
+static bool g_pg_down(const struct elect_input *in)
+{
+    return pg_down(in);
+}
+
+static bool g_promote(const struct elect_input *in)
+{
+    return pg_rows(in) && in->view->pg.ready && in->view->pg.in_recovery;
+}
+
+static bool g_follow(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return pg_rows(in) && v->pg.ready && v->pg.in_recovery && leader_is_other(in) &&
+           v->leader_conn && !v->pg.following_leader;
+}
+
+static bool g_slots(const struct elect_input *in)
+{
+    return pg_rows(in) && pg_primary(in) && !in->view->pg.slots_ok;
 }
 
 static bool g_config_missing(const struct elect_input *in)
@@ -103,6 +219,8 @@ static const struct elect_rule rules[] = {
     {"leader deadline passed or fence requested", S(ELECT_LEADER), g_fence_due, ELECT_ACT_FENCE},
     {"shutdown while leader", S(ELECT_LEADER), g_shutdown, ELECT_ACT_RELEASE},
     {"leader key gone or not ours", S(ELECT_LEADER), g_key_not_ours, ELECT_ACT_STEP_DOWN},
+    {"primary without leadership: demote", S(ELECT_FENCED) | S(ELECT_INIT) | S(ELECT_FOLLOWER),
+     g_pg_demote, ELECT_ACT_PG_DEMOTE},
     {"fenced: abandon the lease", S(ELECT_FENCED), g_always, ELECT_ACT_ABANDON},
     {"shutdown", S(ELECT_INIT) | S(ELECT_FOLLOWER), g_shutdown, ELECT_ACT_REVOKE},
     {"no lease", S(ELECT_INIT), g_lease_due, ELECT_ACT_GRANT},
@@ -114,9 +232,23 @@ static const struct elect_rule rules[] = {
     {"leader key ours under an old lease", S(ELECT_FOLLOWER), g_takeover, ELECT_ACT_TAKEOVER},
     {"leader changed", S(ELECT_FOLLOWER) | S(ELECT_LEADER), g_leader_changed,
      ELECT_ACT_NOTE_LEADER},
+    {"no initialize, empty data dir: race for it", S(ELECT_FOLLOWER), g_init_race,
+     ELECT_ACT_INIT_RACE},
+    {"won initialize: bootstrap", S(ELECT_FOLLOWER), g_bootstrap, ELECT_ACT_PG_BOOTSTRAP},
+    {"bootstrapped: write initialize", S(ELECT_FOLLOWER) | S(ELECT_LEADER), g_write_initialize,
+     ELECT_ACT_WRITE_INITIALIZE},
+    {"empty data dir: clone the leader", S(ELECT_FOLLOWER), g_clone, ELECT_ACT_PG_CLONE},
+    {"leader's PostgreSQL down, a replica caught up: release", S(ELECT_LEADER), g_pg_release,
+     ELECT_ACT_PG_RELEASE},
+    {"leader's PostgreSQL down: start it", S(ELECT_LEADER), g_pg_down, ELECT_ACT_PG_START_PRIMARY},
+    {"leader in recovery: promote", S(ELECT_LEADER), g_promote, ELECT_ACT_PG_PROMOTE},
+    {"PostgreSQL down: start as a standby", S(ELECT_FOLLOWER), g_pg_down,
+     ELECT_ACT_PG_START_STANDBY},
+    {"standby not following the leader", S(ELECT_FOLLOWER), g_follow, ELECT_ACT_PG_FOLLOW},
     {"no leader and eligible", S(ELECT_FOLLOWER), g_can_race, ELECT_ACT_RACE},
     {"config missing", S(ELECT_LEADER), g_config_missing, ELECT_ACT_WRITE_CONFIG},
     {"status outdated", S(ELECT_LEADER), g_status_outdated, ELECT_ACT_WRITE_STATUS},
+    {"replication slots outdated", S(ELECT_LEADER), g_slots, ELECT_ACT_PG_SLOTS},
 };
 
 const struct elect_rule *elect_rules(size_t *count)
@@ -179,6 +311,7 @@ static void lease_lost(struct elect_local *l, uint64_t now_ms)
 static void became_leader(const struct elect_config *cfg, struct elect_local *l, int64_t term)
 {
     l->state = ELECT_LEADER;
+    l->demote_pending = false;
     l->term = term;
     l->fence_pending = ELECT_FENCE_NONE;
     l->noted = true;
@@ -206,6 +339,7 @@ void elect_apply(const struct elect_config *cfg, struct elect_local *l,
     case ELECT_ACT_NONE:
         break;
     case ELECT_ACT_FENCE:
+        l->demote_pending = cfg->manage_pg;
         l->state = ELECT_FENCED;
         l->fence_reason = d->fence_reason;
         l->fence_pending = ELECT_FENCE_NONE;
@@ -217,8 +351,41 @@ void elect_apply(const struct elect_config *cfg, struct elect_local *l,
         l->term = 0;
         break;
     case ELECT_ACT_STEP_DOWN:
+        l->demote_pending = cfg->manage_pg;
         l->state = ELECT_FOLLOWER;
         l->term = 0;
+        break;
+    case ELECT_ACT_PG_RELEASE:
+        if (!r->ok) {
+            l->pg_next_ms = now_ms + retry_delay(cfg);
+            break;
+        }
+        l->state = ELECT_FOLLOWER;
+        l->term = 0;
+        l->no_race_until_ms = now_ms + cfg->t.ttl_ms;
+        break;
+    case ELECT_ACT_INIT_RACE:
+        if (r->ok && r->won)
+            l->init_won = true;
+        else if (!r->ok)
+            l->pg_next_ms = now_ms + retry_delay(cfg);
+        break;
+    case ELECT_ACT_PG_DEMOTE:
+    case ELECT_ACT_PG_BOOTSTRAP:
+    case ELECT_ACT_WRITE_INITIALIZE:
+    case ELECT_ACT_PG_CLONE:
+    case ELECT_ACT_PG_START_PRIMARY:
+    case ELECT_ACT_PG_PROMOTE:
+    case ELECT_ACT_PG_START_STANDBY:
+    case ELECT_ACT_PG_FOLLOW:
+    case ELECT_ACT_PG_SLOTS:
+        if (!r->ok) {
+            l->pg_next_ms = now_ms + cfg->t.loop_wait_ms;
+        } else if (d->action == ELECT_ACT_PG_DEMOTE) {
+            l->demote_pending = false;
+        } else if (d->action == ELECT_ACT_WRITE_INITIALIZE) {
+            l->init_won = false; /* done: the key now names the cluster */
+        }
         break;
     case ELECT_ACT_ABANDON:
         forget_lease(l);
@@ -338,6 +505,11 @@ struct elect_timings elect_timings_compute(const struct pgw_ha_settings *ha,
     return t;
 }
 
+bool elect_action_is_pg(enum elect_action a)
+{
+    return a >= ELECT_ACT_PG_DEMOTE && a <= ELECT_ACT_PG_SLOTS;
+}
+
 /* ---- names ---- */
 
 const char *elect_state_name(enum elect_state s)
@@ -350,11 +522,14 @@ const char *elect_state_name(enum elect_state s)
 const char *elect_action_name(enum elect_action a)
 {
     static const char *const names[] = {
-        "none",        "fence",     "release",      "step_down",    "abandon", "revoke",
-        "grant",       "keepalive", "read",         "put_member",   "adopt",   "takeover",
-        "note_leader", "race",      "write_config", "write_status",
+        "none",         "fence",      "release",          "step_down",    "abandon",
+        "revoke",       "grant",      "keepalive",        "read",         "put_member",
+        "adopt",        "takeover",   "note_leader",      "race",         "write_config",
+        "write_status", "pg_demote",  "init_race",        "pg_bootstrap", "write_initialize",
+        "pg_clone",     "pg_release", "pg_start_primary", "pg_promote",   "pg_start_standby",
+        "pg_follow",    "pg_slots",
     };
-    _Static_assert(sizeof(names) / sizeof(names[0]) == ELECT_ACT_WRITE_STATUS + 1,
+    _Static_assert(sizeof(names) / sizeof(names[0]) == ELECT_ACT_PG_SLOTS + 1,
                    "one name per action");
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }

@@ -54,6 +54,21 @@ enum elect_action {
     ELECT_ACT_RACE,         /* no leader, eligible: txn create_revision(leader)==0 -> put */
     ELECT_ACT_WRITE_CONFIG, /* leader, `config` absent: write it from the local values */
     ELECT_ACT_WRITE_STATUS, /* leader, `status` differs from {"optime":..} */
+    /* PostgreSQL management (only with elect_config.manage_pg) */
+    ELECT_ACT_PG_DEMOTE,        /* a primary that is not (or no more) the leader: fast stop,
+                                   start as a standby */
+    ELECT_ACT_INIT_RACE,        /* no `initialize`, empty data dir: txn create(initialize, "") */
+    ELECT_ACT_PG_BOOTSTRAP,     /* won `initialize`: initdb, configure, start, roles */
+    ELECT_ACT_WRITE_INITIALIZE, /* bootstrapped: initialize = system identifier */
+    ELECT_ACT_PG_CLONE,         /* empty data dir, a leader: pg_basebackup through our slot,
+                                   start as its standby */
+    ELECT_ACT_PG_RELEASE,       /* leader whose PostgreSQL died, a replica caught up: delete
+                                   the key (if still ours) so that it fails over at once */
+    ELECT_ACT_PG_START_PRIMARY, /* leader whose PostgreSQL is down and no replica caught up */
+    ELECT_ACT_PG_PROMOTE,       /* leader whose PostgreSQL is in recovery; writes `history` */
+    ELECT_ACT_PG_START_STANDBY, /* not leader, PostgreSQL down: start following the leader */
+    ELECT_ACT_PG_FOLLOW,        /* a standby not following the current leader */
+    ELECT_ACT_PG_SLOTS,         /* leader: one physical slot per other member, no stale ones */
 };
 
 enum elect_fence_reason {
@@ -75,6 +90,22 @@ struct elect_config {
     char name[DCS_NAME_MAX]; /* this member */
     bool nofailover;         /* never race for (or take over) the leader key */
     struct elect_timings t;
+    bool manage_pg;  /* drive the local PostgreSQL: the PG rows apply and the race needs a
+                        healthy PostgreSQL; false = election only (as before issue 4) */
+    int64_t max_lag; /* maximum_lag_on_failover, bytes */
+};
+
+/* The local PostgreSQL as the driver last observed it. */
+struct elect_pg {
+    bool known;         /* observed at least once */
+    bool datadir_empty; /* data_dir missing or empty: bootstrap or clone */
+    bool datadir_ok;    /* data_dir holds a cluster */
+    bool running;       /* a postmaster runs on data_dir */
+    bool ready;         /* ... and answered the status query */
+    bool in_recovery;
+    bool slots_ok;         /* primary: one physical slot per other member, no stale ones */
+    bool following_leader; /* standby: configured to stream from the current leader */
+    int64_t lsn;           /* last known WAL position (kept while it is down), bytes */
 };
 
 /* What etcd says, as far as the driver knows (its watch cache plus its own writes). */
@@ -88,6 +119,15 @@ struct elect_view {
     bool member_ok;            /* members/<me> holds the wanted value under our current lease */
     bool has_config;
     bool status_ok; /* `status` holds the wanted value */
+    /* for PostgreSQL management */
+    bool has_initialize; /* `initialize` exists */
+    bool initialize_set; /* ... and holds a system identifier (not "" of a bootstrap) */
+    bool has_optime;     /* `status` gives the last leader's WAL position */
+    int64_t optime;
+    bool leader_conn;     /* the leader's member key gives its PostgreSQL address */
+    int64_t peer_max_lsn; /* highest xlog_location of the other running, failover-eligible
+                             replicas (-1: none) */
+    struct elect_pg pg;
 };
 
 /* This process's own state. Plain data; elect_apply() is the only writer besides the driver's
@@ -107,6 +147,10 @@ struct elect_local {
     enum elect_fence_reason fence_reason;  /* why the last FENCE happened (for logs) */
     bool noted;                            /* noted_leader is meaningful */
     char noted_leader[DCS_NAME_MAX];       /* "" = no leader */
+    bool init_won;             /* we won `initialize`: bootstrapping (or bootstrapped) */
+    bool demote_pending;       /* fenced or stepped down: the primary must become a standby */
+    uint64_t pg_next_ms;       /* a failed PostgreSQL action is retried no earlier than this */
+    uint64_t no_race_until_ms; /* released on a PostgreSQL crash: let the replicas win */
 };
 
 /* The outcome of the action the driver performed. */
@@ -185,6 +229,10 @@ void elect_config_seconds(const struct pgw_ha_settings *ha, int64_t *ttl_s, int6
 
 /* Lease TTL to ask etcd for: ttl rounded up to whole seconds (at least 1). */
 int64_t elect_grant_ttl_s(uint64_t ttl_ms);
+
+/* The action belongs to PostgreSQL management (a row that needs cfg->manage_pg; the race
+ * and the election rows are not). */
+bool elect_action_is_pg(enum elect_action a);
 
 const char *elect_state_name(enum elect_state s);
 const char *elect_action_name(enum elect_action a);

@@ -140,7 +140,7 @@ static void send_msg(struct elector *e, uint8_t dst, uint16_t type, const void *
 }
 
 /* "postgres://host:port/db" -> host, port (IPv6 in brackets). False if it does not parse. */
-static bool parse_conn_url(const char *url, char *host, size_t cap, uint16_t *port)
+bool elector_parse_conn_url(const char *url, char *host, size_t cap, uint16_t *port)
 {
     const char *p = strstr(url, "://");
     if (!p)
@@ -209,7 +209,7 @@ static void wanted_route(struct elector *e, const struct elect_view *v, struct m
     const struct kvc_entry *m = kvc_get(&e->cache, key);
     struct dcs_member *mem = m ? malloc(sizeof(*mem)) : NULL;
     if (mem && dcs_member_decode(m->value, m->value_len, v->leader, mem, NULL))
-        parse_conn_url(mem->conn_url, r->host, sizeof(r->host), &r->port);
+        elector_parse_conn_url(mem->conn_url, r->host, sizeof(r->host), &r->port);
     free(mem);
 }
 
@@ -348,6 +348,7 @@ static void step(struct elector *e)
         e->again = false;
         for (int i = 0; i < MAX_ACTIONS_PER_STEP; i++) {
             refresh_timings(e);
+            elector_pg_observe(e);
             struct elect_view v;
             elector_build_view(e, &v);
             struct elect_decision d = elect_decide(&e->ec, &v, &e->local, clock_boot_ms());
@@ -371,6 +372,11 @@ static void step(struct elector *e)
     e->in_step = false;
     publish(e);
     schedule(e);
+}
+
+void elector_step_now(struct elector *e)
+{
+    step(e);
 }
 
 /* ---- watch ---- */
@@ -409,6 +415,8 @@ static bool set_config(struct elector *e, const struct pgw_config *cfg)
     e->cfg = *cfg;
     snprintf(e->ec.name, sizeof(e->ec.name), "%s", cfg->node.name);
     e->ec.nofailover = cfg->ha.nofailover;
+    e->ec.max_lag = (int64_t)cfg->ha.maximum_lag_on_failover;
+    e->ec.manage_pg = e->manage_pg = cfg->ha.manage_postgresql;
     e->dyn_checked = false; /* re-derive the timings */
     if (e->ec.t.ttl_ms == 0)
         e->ec.t = elect_timings_compute(&cfg->ha, NULL);
@@ -444,7 +452,7 @@ struct elector *elector_new(const struct pgw_config *cfg, struct loop *l, struct
     e->send = send;
     e->send_arg = send_arg;
     kvc_init(&e->cache);
-    if (!set_config(e, cfg) || !make_keys(e))
+    if (!set_config(e, cfg) || !make_keys(e) || (e->manage_pg && !elector_pg_init(e)))
         goto fail;
     e->etcd = etcd_client_new(&e->cfg.etcd);
     e->deadline = boottimer_new(l, on_deadline, e);
@@ -512,6 +520,13 @@ void elector_shutdown(struct elector *e)
         return;
     etcd_watch_free(e->watch);
     e->watch = NULL;
+    if (e->manage_pg) {
+        /* Before the key goes: no write may land after another node could promote. */
+        struct pg_stop_result sr;
+        struct pg_error err;
+        if (pg_stop(&e->pg, PG_STOP_FAST, 30000, true, &sr, &err) == 0 && sr.was_running)
+            log_info("postgresql stopped", "mode=%s", pg_stop_mode_name(sr.mode_used));
+    }
     e->local.shutdown = true;
     step(e);
     if (e->local.state != ELECT_STOPPED)
@@ -524,6 +539,7 @@ void elector_free(struct elector *e)
     if (!e)
         return;
     etcd_watch_free(e->watch);
+    elector_pg_free(e);
     if (e->tick_timer)
         loop_cancel_timer(e->loop, e->tick_timer);
     if (e->stats_timer)

@@ -14,8 +14,14 @@
  *    same deadline if this process stalls) and when leadership ends;
  *  - MSG_ROUTE to the proxy whenever the route changes or its expiry moves.
  *
- * PostgreSQL is not managed yet (issue 4): the member key says state "stopped", role "replica",
- * without xlog_location/timeline, and the leader writes status {"optime":0}.
+ * With [ha] manage_postgresql (elector_pg.c) the same table also drives the local PostgreSQL:
+ * bootstrap after winning `initialize`, clone of the leader through our slot, start, promote
+ * (and `history`), follow, demote after a fence or under another leader, release of the key
+ * when the leader's postmaster dies and a replica is caught up, the leader's slots; the
+ * postmaster is watched through a pidfd, so its death starts a step at once; a running one is
+ * adopted at start. The member key then publishes state, role, xlog_location and timeline,
+ * and the leader writes status {"optime":<its WAL position>}. Shutdown stops PostgreSQL
+ * (fast) before the key is released. Without it: state "stopped", role "replica", optime 0.
  */
 
 #include <stdbool.h>

@@ -12,6 +12,7 @@
 #include "agent/ha/elector.h"
 #include "agent/ha/kvcache.h"
 #include "agent/msgtypes.h"
+#include "agent/pg/pg.h"
 #include "agent/settings.h"
 
 struct etcd_client;
@@ -58,6 +59,23 @@ struct elector {
     bool again;
     bool failing; /* the last etcd request failed (logged once per streak) */
 
+    /* PostgreSQL management (elector_pg.c) */
+    bool manage_pg;
+    struct pg_instance pg;
+    struct pg_watch *pm_watch;
+    pid_t pm_pid;
+    struct elect_pg pgv;     /* last observation */
+    uint64_t pg_obs_next_ms; /* next periodic observation */
+    bool pg_obs_force;       /* observe at the next step (postmaster died, action done) */
+    uint64_t sysid;
+    uint32_t timeline;
+    char upstream[DCS_NAME_MAX]; /* the leader our standby was configured to follow */
+    char upstream_host[PG_HOST_MAX];
+    uint16_t upstream_port;
+    char slot[PG_SLOT_NAME_MAX]; /* our slot on the leader */
+    char k_initialize[DCS_KEY_MAX];
+    char k_history[DCS_KEY_MAX];
+
     bool route_sent;
     struct msg_route route;
     bool lease_sent_leader;
@@ -71,5 +89,29 @@ bool elector_perform(struct elector *e, const struct elect_decision *d, const st
 void elector_build_view(struct elector *e, struct elect_view *v);
 /* Builds the wanted member and status values from the configuration. */
 bool elector_build_values(struct elector *e);
+
+/* elector.c: a step at once (or right after the current one). */
+void elector_step_now(struct elector *e);
+/* elector.c: "postgres://host:port/db" -> host, port. False if it does not parse. */
+bool elector_parse_conn_url(const char *url, char *host, size_t cap, uint16_t *port);
+
+/* ---- elector_pg.c: the local PostgreSQL ---- */
+/* Instance, keys, slot name, adoption of a running postmaster. False on failure (logged). */
+bool elector_pg_init(struct elector *e);
+void elector_pg_free(struct elector *e);
+/* Re-observes PostgreSQL when forced or every loop_wait; rebuilds the member value when the
+ * observation changed. */
+void elector_pg_observe(struct elector *e);
+/* The PostgreSQL part of the view: from the cache (initialize, status, members) and the last
+ * observation. */
+void elector_pg_view(struct elector *e, struct elect_view *v);
+/* Performs a PG action (elect_action_is_pg, plus INIT_RACE/WRITE_INITIALIZE/PG_RELEASE). */
+bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
+                        const struct elect_view *v, struct elect_result *r);
+/* Fills role/state/xlog_location/timeline of our member value. */
+struct dcs_member;
+void elector_pg_member(const struct elector *e, struct dcs_member *m);
+/* elector_io.c: voluntary release of the leader key (value and lease ours). */
+bool elector_release_key(struct elector *e, const struct elect_decision *d, struct elect_result *r);
 
 #endif

@@ -41,9 +41,10 @@ bool elector_build_values(struct elector *e)
         log_error("cannot build the member URLs", "host=%s", c->postgresql.connect_address.host);
         goto out;
     }
-    /* What is true until PostgreSQL is managed (issue 4): not running, not a primary. */
+    /* Without PostgreSQL management: not running, not a primary. */
     m->state = DCS_STATE_STOPPED;
     m->role = DCS_ROLE_REPLICA;
+    elector_pg_member(e, m);
     if (c->ha.nofailover) {
         m->tags.nofailover = true;
         m->tags.nofailover_set = true;
@@ -98,6 +99,7 @@ void elector_build_view(struct elector *e, struct elect_view *v)
                    same_value(en, e->member_value, e->member_len);
     v->has_config = e->config_unwritable || kvc_get(&e->cache, e->k_config) != NULL;
     v->status_ok = same_value(kvc_get(&e->cache, e->k_status), e->status_value, e->status_len);
+    elector_pg_view(e, v);
 }
 
 /* ---- helpers ---- */
@@ -269,7 +271,7 @@ static bool do_leader_txn(struct elector *e, const struct elect_decision *d,
 }
 
 /* Voluntary release: delete the key only if it still holds our name under our lease. */
-static bool do_release(struct elector *e, const struct elect_decision *d, struct elect_result *r)
+bool elector_release_key(struct elector *e, const struct elect_decision *d, struct elect_result *r)
 {
     const char *name = e->ec.name;
     const struct etcd_cmp cmps[2] = {
@@ -382,7 +384,7 @@ bool elector_perform(struct elector *e, const struct elect_decision *d, const st
         r->ok = true;
         return true;
     case ELECT_ACT_RELEASE:
-        ok = past_deadline(e) ? true : do_release(e, d, r);
+        ok = past_deadline(e) ? true : elector_release_key(e, d, r);
         break;
     case ELECT_ACT_ABANDON:
     case ELECT_ACT_REVOKE:
@@ -409,6 +411,19 @@ bool elector_perform(struct elector *e, const struct elect_decision *d, const st
         break;
     case ELECT_ACT_WRITE_STATUS:
         ok = past_deadline(e) ? true : do_write_status(e, d, r);
+        break;
+    case ELECT_ACT_PG_DEMOTE:
+    case ELECT_ACT_INIT_RACE:
+    case ELECT_ACT_PG_BOOTSTRAP:
+    case ELECT_ACT_WRITE_INITIALIZE:
+    case ELECT_ACT_PG_CLONE:
+    case ELECT_ACT_PG_RELEASE:
+    case ELECT_ACT_PG_START_PRIMARY:
+    case ELECT_ACT_PG_PROMOTE:
+    case ELECT_ACT_PG_START_STANDBY:
+    case ELECT_ACT_PG_FOLLOW:
+    case ELECT_ACT_PG_SLOTS:
+        ok = elector_pg_perform(e, d, v, r);
         break;
     }
     if (ok && r->ok)

@@ -8,7 +8,10 @@
  * supervisor, which arms a CLOCK_BOOTTIME timer at the deadline. If the deadline passes with no
  * fresher MSG_LEASE, the supervisor fences on ha's behalf: it logs msg="fencing", sends
  * MSG_ROUTE "no leader" to the proxy and MSG_FENCE to ha (which drops leadership when it runs
- * again). Issue 4 adds stopping PostgreSQL writes here.
+ * again), and, when PostgreSQL is managed, sends SIGINT (fast shutdown: clients are
+ * disconnected, no new write commits) to the postmaster named by <data_dir>/postmaster.pid.
+ * A signal rather than pg_stop: the supervisor never blocks, and the ha process restarts the
+ * server as a standby once it runs again (it demotes after a fence).
  */
 
 #include <stdbool.h>
@@ -27,6 +30,9 @@ struct supfence *supfence_new(struct loop *l, supfence_send_fn send, void *send_
 void supfence_free(struct supfence *f);
 /* In a freshly forked child: drops the child's copy without touching the supervisor's loop. */
 void supfence_forget(struct supfence *f);
+
+/* On a fence, also stop the PostgreSQL of data_dir (copied) with SIGINT. */
+void supfence_stop_postgres(struct supfence *f, const char *data_dir);
 
 /* MSG_LEASE from ha. A leader lease arms (or re-arms) the deadline; a deadline already passed
  * fences at once; leader = 0 disarms. */

@@ -1228,6 +1228,8 @@ def default_node_config(node_dir, name, etcd_url, scope):
         "proxy": {"rw_listen": f"127.0.0.1:{free_port()}", "ro_listen": f"127.0.0.1:{free_port()}"},
         "web": {"listen": f"127.0.0.1:{free_port()}"},
         "log": {"level": "info"},
+        # election-only nodes unless a test manages PostgreSQL (test_ha_cluster.py)
+        "ha": {"manage_postgresql": "off"},
         "supervisor": {"max_restarts": 3, "restart_window": "60s", "shutdown_timeout": "5s"},
     }
 

@@ -309,7 +309,7 @@ static void test_every_row(void **state)
         }
     }
     for (size_t r = 0; r < nrules; r++) {
-        if (!hit[r])
+        if (!hit[r] && !elect_action_is_pg(rules[r].action)) /* test_election_pg.c */
             fail_msg("transition-table row \"%s\" is not covered", rules[r].name);
     }
 }

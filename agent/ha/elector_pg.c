@@ -1,0 +1,543 @@
+/* Election driver, PostgreSQL side: observes the local server and performs the PG actions. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/dcs/history.h"
+#include "agent/dcs/isotime.h"
+#include "agent/dcs/member.h"
+#include "agent/dcs/values.h"
+#include "agent/etcd/etcd.h"
+#include "agent/ha/elector_int.h"
+#include "agent/store.h"
+#include "platform/clock.h"
+#include "platform/log.h"
+
+#define LOG_MODULE "ha"
+
+enum {
+    START_TIMEOUT_MS = 60000,
+    STOP_TIMEOUT_MS = 30000,
+    PROMOTE_TIMEOUT_MS = 30000,
+    FOLLOW_TIMEOUT_MS = 10000,
+    SLOTS_MAX = 32, /* members whose slots the leader keeps */
+};
+
+static void on_postmaster_exit(struct pg_watch *w, pid_t pid, void *arg);
+
+/* A PostgreSQL role change as an event row (logged already where it happened). */
+static void pg_event(struct elector *e, const char *what)
+{
+    char detail[128];
+    snprintf(detail, sizeof(detail), "{\"event\":\"%s\"}", what);
+    if (!e->store || !store_event_add(e->store, clock_wall_ms(), "postgresql", e->ec.name,
+                                      e->local.term, detail, NULL))
+        log_warn("cannot record an event", "kind=postgresql event=\"%s\"", what);
+}
+
+/* ---- lifecycle ---- */
+
+bool elector_pg_init(struct elector *e)
+{
+    struct pg_error err;
+    if (pg_instance_init(&e->pg, &e->cfg, &err) < 0 ||
+        pg_slot_name_from_member(e->ec.name, e->slot) < 0)
+        return false; /* logged by pg_instance_init; a valid member name always makes a slot */
+    if (dcs_key_path(&e->keys, DCS_KEY_INITIALIZE, NULL, e->k_initialize, sizeof(e->k_initialize)) <
+            0 ||
+        dcs_key_path(&e->keys, DCS_KEY_HISTORY, NULL, e->k_history, sizeof(e->k_history)) < 0) {
+        log_error("cannot build the etcd keys");
+        return false;
+    }
+    e->pg_obs_force = true;
+    return true;
+}
+
+void elector_pg_free(struct elector *e)
+{
+    pg_watch_stop(e->pm_watch);
+    e->pm_watch = NULL;
+}
+
+/* Watches the postmaster pm (at once notified of its death: pidfd in the loop). */
+static void watch_postmaster(struct elector *e, const struct pg_postmaster *pm)
+{
+    if (e->pm_watch && e->pm_pid == pm->pid)
+        return;
+    pg_watch_stop(e->pm_watch);
+    e->pm_watch = pg_watch_start(e->loop, pm, 0, on_postmaster_exit, e);
+    e->pm_pid = e->pm_watch ? pm->pid : 0;
+    if (e->pm_watch)
+        log_info("watching the postmaster", "pid=%d", (int)pm->pid);
+}
+
+static void on_postmaster_exit(struct pg_watch *w, pid_t pid, void *arg)
+{
+    struct elector *e = arg;
+    pg_watch_stop(w);
+    if (e->pm_watch == w)
+        e->pm_watch = NULL;
+    e->pm_pid = 0;
+    log_warn("postmaster exited", "pid=%d role=%s", (int)pid, elect_state_name(e->local.state));
+    e->pg_obs_force = true;
+    elector_step_now(e);
+}
+
+/* ---- observation ---- */
+
+/* Wanted slots (one per other member) against what the primary has; fills missing/extra. */
+static bool slots_compare(struct elector *e, char (*missing)[PG_SLOT_NAME_MAX], size_t *n_missing,
+                          char (*extra)[PG_SLOT_NAME_MAX], size_t *n_extra, size_t cap)
+{
+    struct pg_slot *rows = NULL;
+    size_t n = 0;
+    if (pg_slots_list(&e->pg, &rows, &n, NULL) < 0)
+        return false;
+    char want[SLOTS_MAX][PG_SLOT_NAME_MAX];
+    size_t nw = 0, pos = 0;
+    const struct kvc_entry *en;
+    size_t plen = strlen(e->k_members);
+    while ((en = kvc_next_prefix(&e->cache, e->k_members, &pos)) != NULL && nw < cap) {
+        const char *name = en->key + plen;
+        if (strcmp(name, e->ec.name) == 0 || pg_slot_name_from_member(name, want[nw]) < 0)
+            continue;
+        nw++;
+    }
+    *n_missing = *n_extra = 0;
+    for (size_t i = 0; i < nw; i++) {
+        bool found = false;
+        for (size_t j = 0; j < n && !found; j++)
+            found = strcmp(rows[j].name, want[i]) == 0;
+        if (!found && *n_missing < cap)
+            memcpy(missing[(*n_missing)++], want[i], PG_SLOT_NAME_MAX);
+    }
+    for (size_t j = 0; j < n; j++) {
+        bool wanted = false;
+        for (size_t i = 0; i < nw && !wanted; i++)
+            wanted = strcmp(rows[j].name, want[i]) == 0;
+        if (!wanted && rows[j].physical && !rows[j].active && *n_extra < cap)
+            memcpy(extra[(*n_extra)++], rows[j].name, PG_SLOT_NAME_MAX);
+    }
+    free(rows);
+    return true;
+}
+
+void elector_pg_observe(struct elector *e)
+{
+    if (!e->manage_pg)
+        return;
+    uint64_t now = clock_boot_ms();
+    if (!e->pg_obs_force && now < e->pg_obs_next_ms)
+        return;
+    e->pg_obs_force = false;
+    e->pg_obs_next_ms = now + e->ec.t.loop_wait_ms;
+    struct elect_pg p = {.known = true, .lsn = e->pgv.lsn, .slots_ok = true};
+    enum pg_datadir_state ds = PG_DATADIR_OTHER;
+    if (pg_datadir_probe(&e->pg, &ds, NULL) < 0)
+        ds = PG_DATADIR_OTHER;
+    p.datadir_empty = ds == PG_DATADIR_MISSING || ds == PG_DATADIR_EMPTY;
+    p.datadir_ok = ds == PG_DATADIR_INITIALIZED;
+    struct pg_postmaster pm;
+    if (p.datadir_ok && pg_postmaster_find(&e->pg, &pm, NULL) == 0) {
+        p.running = true;
+        watch_postmaster(e, &pm);
+        struct pg_status st;
+        if (pg_status_query(&e->pg, &st, NULL) == 0) {
+            p.ready = true;
+            p.in_recovery = st.in_recovery;
+            p.lsn = (int64_t)st.wal_lsn;
+            e->sysid = st.system_id;
+            e->timeline = st.timeline;
+        }
+    }
+    if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER) {
+        char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
+        size_t na, nb;
+        p.slots_ok = slots_compare(e, a, &na, b, &nb, SLOTS_MAX) && na == 0 && nb == 0;
+    }
+    if (memcmp(&p, &e->pgv, sizeof(p)) != 0) {
+        if (p.running != e->pgv.running || p.in_recovery != e->pgv.in_recovery ||
+            p.ready != e->pgv.ready)
+            log_info("postgresql", "running=%s ready=%s in_recovery=%s lsn=%lld",
+                     p.running ? "yes" : "no", p.ready ? "yes" : "no", p.in_recovery ? "yes" : "no",
+                     (long long)p.lsn);
+        e->pgv = p;
+        if (p.ready && !p.in_recovery)
+            e->optime = p.lsn;
+        elector_build_values(e);
+    }
+}
+
+void elector_pg_member(const struct elector *e, struct dcs_member *m)
+{
+    const struct elect_pg *p = &e->pgv;
+    if (!e->manage_pg)
+        return;
+    m->state = p->ready ? DCS_STATE_RUNNING : p->running ? DCS_STATE_STARTING : DCS_STATE_STOPPED;
+    m->role = p->ready && !p->in_recovery ? DCS_ROLE_PRIMARY : DCS_ROLE_REPLICA;
+    if (p->ready) {
+        m->has_xlog_location = true;
+        m->xlog_location = p->lsn;
+        m->has_timeline = true;
+        m->timeline = e->timeline;
+        if (p->in_recovery)
+            snprintf(m->replication_state, sizeof(m->replication_state), "streaming");
+    }
+}
+
+/* The leader's PostgreSQL address from its member key. */
+static bool leader_address(struct elector *e, const char *leader, char *host, size_t cap,
+                           uint16_t *port)
+{
+    char key[DCS_KEY_MAX];
+    if (dcs_key_path(&e->keys, DCS_KEY_MEMBER, leader, key, sizeof(key)) < 0)
+        return false;
+    const struct kvc_entry *en = kvc_get(&e->cache, key);
+    struct dcs_member *m = en ? malloc(sizeof(*m)) : NULL;
+    bool ok = m && dcs_member_decode(en->value, en->value_len, leader, m, NULL) &&
+              elector_parse_conn_url(m->conn_url, host, cap, port);
+    free(m);
+    return ok;
+}
+
+void elector_pg_view(struct elector *e, struct elect_view *v)
+{
+    if (!e->manage_pg)
+        return;
+    v->pg = e->pgv;
+    v->peer_max_lsn = -1;
+    const struct kvc_entry *en = kvc_get(&e->cache, e->k_initialize);
+    if (en) {
+        struct dcs_initialize in;
+        v->has_initialize = true;
+        v->initialize_set =
+            dcs_initialize_decode(en->value, en->value_len, &in, NULL) && !in.racing;
+    }
+    en = kvc_get(&e->cache, e->k_status);
+    struct dcs_status st;
+    if (en && dcs_status_decode(en->value, en->value_len, &st, NULL) && st.has_optime) {
+        v->has_optime = true;
+        v->optime = st.optime;
+    }
+    if (v->has_leader && strcmp(v->leader, e->ec.name) != 0) {
+        char host[PG_HOST_MAX];
+        uint16_t port = 0;
+        v->leader_conn = leader_address(e, v->leader, host, sizeof(host), &port);
+        v->pg.following_leader = v->leader_conn && strcmp(e->upstream, v->leader) == 0 &&
+                                 strcmp(e->upstream_host, host) == 0 && e->upstream_port == port;
+    }
+    struct dcs_member *m = malloc(sizeof(*m));
+    size_t pos = 0, plen = strlen(e->k_members);
+    while (m && (en = kvc_next_prefix(&e->cache, e->k_members, &pos)) != NULL) {
+        const char *name = en->key + plen;
+        if (strcmp(name, e->ec.name) == 0 ||
+            !dcs_member_decode(en->value, en->value_len, name, m, NULL))
+            continue;
+        if (m->state == DCS_STATE_RUNNING && m->role == DCS_ROLE_REPLICA &&
+            !dcs_tags_nofailover(&m->tags) && m->has_xlog_location &&
+            m->xlog_location > v->peer_max_lsn)
+            v->peer_max_lsn = m->xlog_location;
+    }
+    free(m);
+}
+
+/* ---- actions ---- */
+
+static void make_conf(struct elector *e, struct pg_conf *c, bool standby, const char *host,
+                      uint16_t port)
+{
+    memset(c, 0, sizeof(*c));
+    c->hot_standby_feedback = true;
+    c->standby = standby;
+    if (standby && host && host[0]) {
+        c->upstream_host = host;
+        c->upstream_port = port;
+        c->slot = e->slot;
+    }
+}
+
+/* The standby configuration for the current leader (none when there is none, or it is us). */
+static void standby_target(struct elector *e, const struct elect_view *v, char *host, size_t cap,
+                           uint16_t *port)
+{
+    host[0] = '\0';
+    *port = 0;
+    e->upstream[0] = '\0';
+    if (v->has_leader && strcmp(v->leader, e->ec.name) != 0 &&
+        leader_address(e, v->leader, host, cap, port))
+        snprintf(e->upstream, sizeof(e->upstream), "%s", v->leader);
+    else
+        host[0] = '\0';
+    snprintf(e->upstream_host, sizeof(e->upstream_host), "%s", host);
+    e->upstream_port = *port;
+}
+
+static int start_standby(struct elector *e, const struct elect_view *v, bool stop_first)
+{
+    struct pg_error err;
+    char host[PG_HOST_MAX];
+    uint16_t port;
+    struct pg_conf c;
+    int rc = 0;
+    if (stop_first) {
+        struct pg_stop_result sr;
+        rc = pg_stop(&e->pg, PG_STOP_FAST, STOP_TIMEOUT_MS, true, &sr, &err);
+    }
+    standby_target(e, v, host, sizeof(host), &port);
+    make_conf(e, &c, true, host, port);
+    if (rc == 0)
+        rc = pg_conf_apply(&e->pg, &c, &err);
+    if (rc == 0)
+        rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
+    if (rc == -EALREADY)
+        rc = 0;
+    if (rc == 0)
+        log_info("postgresql started as a standby", "upstream=%s", host[0] ? e->upstream : "none");
+    return rc;
+}
+
+static int start_primary(struct elector *e)
+{
+    struct pg_error err;
+    struct pg_conf c;
+    make_conf(e, &c, false, NULL, 0);
+    int rc = pg_conf_apply(&e->pg, &c, &err);
+    if (rc == 0)
+        rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
+    if (rc == -EALREADY)
+        rc = 0;
+    e->upstream[0] = '\0';
+    if (rc == 0)
+        log_info("postgresql started as the primary");
+    return rc;
+}
+
+static int bootstrap(struct elector *e)
+{
+    struct pg_error err;
+    struct pg_conf c;
+    const struct pg_initdb_opts o = {0};
+    make_conf(e, &c, false, NULL, 0);
+    log_info("bootstrapping a new cluster", "data_dir=%s", e->pg.data_dir);
+    int rc = pg_initdb(&e->pg, &o, &c, &err);
+    if (rc == 0)
+        rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
+    if (rc == 0)
+        rc = pg_roles_setup(&e->pg, &err);
+    if (rc == 0) {
+        log_info("cluster bootstrapped");
+        pg_event(e, "bootstrapped");
+    }
+    return rc;
+}
+
+static int clone_leader(struct elector *e, const struct elect_view *v)
+{
+    struct pg_error err;
+    char host[PG_HOST_MAX];
+    uint16_t port;
+    struct pg_conf c;
+    standby_target(e, v, host, sizeof(host), &port);
+    if (!host[0])
+        return -EAGAIN;
+    make_conf(e, &c, true, host, port);
+    const struct pg_clone_opts o = {.host = host, .port = port, .slot = e->slot};
+    log_info("cloning the leader", "leader=%s slot=%s", v->leader, e->slot);
+    int rc = pg_clone(&e->pg, &o, &c, &err);
+    if (rc == 0)
+        rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
+    if (rc == 0) {
+        log_info("replica created", "leader=%s", v->leader);
+        pg_event(e, "replica created");
+    }
+    return rc;
+}
+
+static int follow(struct elector *e, const struct elect_view *v)
+{
+    struct pg_error err;
+    char host[PG_HOST_MAX];
+    uint16_t port;
+    struct pg_conf c;
+    standby_target(e, v, host, sizeof(host), &port);
+    make_conf(e, &c, true, host, port);
+    int rc = pg_follow(&e->pg, &c, FOLLOW_TIMEOUT_MS, &err);
+    if (rc == 0)
+        log_info("following the leader", "leader=%s", e->upstream);
+    else
+        e->upstream[0] = '\0';
+    return rc;
+}
+
+static int slots_sync(struct elector *e)
+{
+    char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
+    size_t na, nb;
+    struct pg_error err;
+    if (!slots_compare(e, a, &na, b, &nb, SLOTS_MAX))
+        return -EIO;
+    int rc = 0;
+    for (size_t i = 0; i < na; i++) {
+        int r = pg_slot_create(&e->pg, a[i], &err);
+        if (r == 0)
+            log_info("replication slot created", "slot=%s", a[i]);
+        else if (r != -EEXIST)
+            rc = r;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        int r = pg_slot_drop(&e->pg, b[i], &err);
+        if (r == 0)
+            log_info("replication slot dropped", "slot=%s", b[i]);
+        else if (r != -ENOENT && r != -EBUSY)
+            rc = r;
+    }
+    return rc;
+}
+
+/* Appends [old timeline, switch lsn, reason, time, me] to `history`. Best effort (logged). */
+static void write_history(struct elector *e, uint32_t old_tli, int64_t lsn)
+{
+    struct dcs_history h = {0};
+    const struct kvc_entry *en = kvc_get(&e->cache, e->k_history);
+    if (en && !dcs_history_decode(en->value, en->value_len, &h, NULL))
+        memset(&h, 0, sizeof(h));
+    char ts[40];
+    if (dcs_time_format(clock_wall_ms(), ts, sizeof(ts)) < 0)
+        ts[0] = '\0';
+    size_t len = 0;
+    char *value = NULL;
+    if (dcs_history_append(&h, old_tli, lsn, "no recovery target specified", ts[0] ? ts : NULL,
+                           e->ec.name))
+        value = dcs_history_encode(&h, &len, NULL);
+    dcs_history_free(&h);
+    struct etcd_put_result pr;
+    const struct etcd_put_req req = {.key = e->k_history, .value = value, .value_len = len};
+    if (!value || etcd_put(e->etcd, &req, &pr) != 0) {
+        log_warn("cannot write the history key", "timeline=%u", old_tli);
+        free(value);
+        return;
+    }
+    kvc_put(&e->cache, e->k_history, value, len, en ? en->create_rev : pr.header.revision,
+            pr.header.revision, 0);
+    etcd_put_result_clear(&pr);
+    free(value);
+}
+
+static int promote(struct elector *e)
+{
+    struct pg_error err;
+    uint32_t old_tli = e->timeline;
+    int64_t lsn = e->pgv.lsn;
+    int rc = pg_promote(&e->pg, PROMOTE_TIMEOUT_MS, &err);
+    if (rc == -EALREADY)
+        rc = 0;
+    if (rc != 0)
+        return rc;
+    struct pg_conf c;
+    make_conf(e, &c, false, NULL, 0);
+    if (pg_conf_apply(&e->pg, &c, &err) < 0)
+        log_warn("promoted, but cannot rewrite the configuration as a primary");
+    e->upstream[0] = '\0';
+    /* The switch is from the timeline before the new one (the observed one may be stale). */
+    struct pg_status st;
+    if (pg_status_query(&e->pg, &st, NULL) == 0 && st.timeline > 1)
+        old_tli = st.timeline - 1;
+    log_info("promoted", "previous_timeline=%u lsn=%lld", old_tli, (long long)lsn);
+    pg_event(e, "promoted");
+    if (old_tli > 0)
+        write_history(e, old_tli, lsn);
+    return 0;
+}
+
+static bool init_race(struct elector *e, struct elect_result *r)
+{
+    const struct etcd_cmp cmp = {
+        .target = ETCD_CMP_CREATE, .op = ETCD_EQUAL, .key = e->k_initialize, .number = 0};
+    const struct etcd_op put = {.type = ETCD_OP_PUT,
+                                .put = {.key = e->k_initialize, .value = "", .value_len = 0}};
+    const struct etcd_txn_req req = {.cmps = &cmp, .n_cmps = 1, .success = &put, .n_success = 1};
+    struct etcd_txn_result t;
+    if (etcd_txn(e->etcd, &req, &t) != 0) {
+        log_warn("initialize race failed", "err=\"%s\"", etcd_last_error(e->etcd)->message);
+        return false;
+    }
+    r->ok = true;
+    r->won = t.succeeded;
+    if (t.succeeded)
+        kvc_put(&e->cache, e->k_initialize, "", 0, t.header.revision, t.header.revision, 0);
+    log_info(t.succeeded ? "won the initialize race" : "initialize race lost", "revision=%lld",
+             (long long)t.header.revision);
+    etcd_txn_result_clear(&t);
+    return true;
+}
+
+static bool write_initialize(struct elector *e, struct elect_result *r)
+{
+    char v[32];
+    int n = dcs_initialize_encode(e->sysid, v, sizeof(v));
+    struct etcd_put_result pr;
+    const struct etcd_put_req req = {.key = e->k_initialize, .value = v, .value_len = (size_t)n};
+    if (n <= 0 || e->sysid == 0 || etcd_put(e->etcd, &req, &pr) != 0) {
+        log_warn("cannot write the initialize key");
+        return false;
+    }
+    kvc_put(&e->cache, e->k_initialize, v, (size_t)n, pr.header.revision, pr.header.revision, 0);
+    etcd_put_result_clear(&pr);
+    log_info("initialize key written", "system_identifier=%s", v);
+    r->ok = true;
+    return true;
+}
+
+bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
+                        const struct elect_view *v, struct elect_result *r)
+{
+    int rc = 0;
+    e->pg_obs_force = true;
+    switch (d->action) {
+    case ELECT_ACT_INIT_RACE:
+        return init_race(e, r);
+    case ELECT_ACT_WRITE_INITIALIZE:
+        return write_initialize(e, r);
+    case ELECT_ACT_PG_RELEASE:
+        log_warn("postgresql is down on the leader and a replica is caught up: releasing the "
+                 "leader key",
+                 "peer_lsn=%lld optime=%lld", (long long)v->peer_max_lsn, (long long)v->optime);
+        pg_event(e, "crashed on the leader; key released");
+        return elector_release_key(e, d, r);
+    case ELECT_ACT_PG_DEMOTE:
+        log_warn("demoting postgresql", "reason=%s",
+                 e->local.state == ELECT_FENCED ? "fenced" : "not the leader");
+        rc = start_standby(e, v, true);
+        if (rc == 0)
+            pg_event(e, "demoted");
+        break;
+    case ELECT_ACT_PG_BOOTSTRAP:
+        rc = bootstrap(e);
+        break;
+    case ELECT_ACT_PG_CLONE:
+        rc = clone_leader(e, v);
+        break;
+    case ELECT_ACT_PG_START_PRIMARY:
+        log_warn("postgresql is down on the leader and no replica is caught up: restarting it");
+        rc = start_primary(e);
+        break;
+    case ELECT_ACT_PG_PROMOTE:
+        rc = promote(e);
+        break;
+    case ELECT_ACT_PG_START_STANDBY:
+        rc = start_standby(e, v, false);
+        break;
+    case ELECT_ACT_PG_FOLLOW:
+        rc = follow(e, v);
+        break;
+    case ELECT_ACT_PG_SLOTS:
+        rc = slots_sync(e);
+        break;
+    default:
+        return true;
+    }
+    r->ok = rc == 0;
+    elector_pg_observe(e);
+    return rc == 0;
+}

@@ -1,0 +1,399 @@
+/* Unit tests of the PostgreSQL rows of the pure election table: bootstrap, clone, promote... */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/ha/election.h"
+
+enum { TTL = 5000, LOOP = 1000, MARGIN = 2000, LEASE = 0x77, OLD_LEASE = 0x55, T0 = 100000 };
+enum { MIB = 1 << 20 };
+
+static struct elect_config cfg(void)
+{
+    struct elect_config c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "n1");
+    c.t = (struct elect_timings){
+        .ttl_ms = TTL, .loop_wait_ms = LOOP, .retry_timeout_ms = 2000, .margin_ms = MARGIN};
+    c.manage_pg = true;
+    c.max_lag = MIB;
+    return c;
+}
+
+/* A follower with a fresh lease, a valid view with our member key, no leader, an initialized
+ * cluster whose `initialize` is set, and a running standby at 100 MiB. */
+static void follower(struct elect_local *l, struct elect_view *v)
+{
+    struct elect_timings t = cfg().t;
+    elect_local_init(l, &t, T0);
+    l->state = ELECT_FOLLOWER;
+    l->lease_id = LEASE;
+    l->lease_ttl_s = 5;
+    l->lease_sent_ms = T0;
+    l->deadline_ms = T0 + TTL - MARGIN;
+    l->next_lease_ms = T0 + LOOP;
+    l->next_read_ms = T0 + LOOP;
+    l->noted = true;
+    memset(v, 0, sizeof(*v));
+    v->valid = v->fresh = v->member_ok = v->has_config = v->status_ok = true;
+    v->has_initialize = v->initialize_set = true;
+    v->peer_max_lsn = -1;
+    v->pg = (struct elect_pg){.known = true,
+                              .datadir_ok = true,
+                              .running = true,
+                              .ready = true,
+                              .in_recovery = true,
+                              .slots_ok = true,
+                              .lsn = 100 * (int64_t)MIB};
+}
+
+static void set_leader(struct elect_view *v, struct elect_local *l, const char *name, int64_t lease)
+{
+    v->has_leader = true;
+    snprintf(v->leader, sizeof(v->leader), "%s", name);
+    v->leader_lease = lease;
+    v->leader_create_rev = 42;
+    v->leader_conn = strcmp(name, "n1") != 0;
+    snprintf(l->noted_leader, sizeof(l->noted_leader), "%s", name);
+}
+
+/* A following standby of leader n2. */
+static void replica(struct elect_local *l, struct elect_view *v)
+{
+    follower(l, v);
+    set_leader(v, l, "n2", 0x99);
+    v->pg.following_leader = true;
+}
+
+/* Our leadership with a running primary. */
+static void leader(struct elect_local *l, struct elect_view *v)
+{
+    follower(l, v);
+    l->state = ELECT_LEADER;
+    l->term = 42;
+    set_leader(v, l, "n1", LEASE);
+    v->pg.in_recovery = false;
+    v->has_optime = true;
+    v->optime = v->pg.lsn;
+}
+
+static enum elect_action decide(const struct elect_local *l, const struct elect_view *v)
+{
+    struct elect_config c = cfg();
+    return elect_decide(&c, v, l, T0 + 10).action;
+}
+
+static void apply(struct elect_local *l, const struct elect_view *v, enum elect_action a, bool ok,
+                  bool won)
+{
+    struct elect_config c = cfg();
+    struct elect_decision d = elect_decide(&c, v, l, T0 + 10);
+    assert_int_equal(d.action, a);
+    struct elect_result r = {.ok = ok, .won = won, .term = 50};
+    elect_apply(&c, l, &d, v, &r, T0 + 10);
+}
+
+/* ---- bootstrap ---- */
+
+static void test_bootstrap_sequence(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v);
+    v.has_initialize = v.initialize_set = false;
+    v.pg = (struct elect_pg){.known = true, .datadir_empty = true, .slots_ok = true};
+    apply(&l, &v, ELECT_ACT_INIT_RACE, true, true);
+    assert_true(l.init_won);
+    v.has_initialize = true; /* "" while bootstrapping */
+    apply(&l, &v, ELECT_ACT_PG_BOOTSTRAP, true, false);
+    v.pg = (struct elect_pg){.known = true,
+                             .datadir_ok = true,
+                             .running = true,
+                             .ready = true,
+                             .slots_ok = true,
+                             .lsn = 1000};
+    apply(&l, &v, ELECT_ACT_WRITE_INITIALIZE, true, false);
+    assert_false(l.init_won);
+    v.initialize_set = true;
+    apply(&l, &v, ELECT_ACT_RACE, true, true); /* a primary races without peers' checks */
+    assert_int_equal(l.state, ELECT_LEADER);
+}
+
+static void test_bootstrap_race_lost_waits_then_clones(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v);
+    v.has_initialize = v.initialize_set = false;
+    v.pg = (struct elect_pg){.known = true, .datadir_empty = true, .slots_ok = true};
+    apply(&l, &v, ELECT_ACT_INIT_RACE, true, false);
+    assert_false(l.init_won);
+    v.has_initialize = true; /* someone else is bootstrapping */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.initialize_set = true;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE); /* no leader to clone yet */
+    set_leader(&v, &l, "n2", 0x99);
+    apply(&l, &v, ELECT_ACT_PG_CLONE, false, false); /* slot not there yet: retry later */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    l.pg_next_ms = 0;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_CLONE);
+    v.leader_conn = false; /* no address for the leader: cannot clone */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+}
+
+static void test_nofailover_never_bootstraps(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v);
+    v.has_initialize = v.initialize_set = false;
+    v.pg = (struct elect_pg){.known = true, .datadir_empty = true};
+    struct elect_config c = cfg();
+    c.nofailover = true;
+    assert_int_equal(elect_decide(&c, &v, &l, T0 + 10).action, ELECT_ACT_NONE);
+}
+
+static void test_unmanaged_is_election_only(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v);
+    v.pg = (struct elect_pg){0}; /* nothing observed */
+    struct elect_config c = cfg();
+    c.manage_pg = false;
+    assert_int_equal(elect_decide(&c, &v, &l, T0 + 10).action, ELECT_ACT_RACE);
+    c.manage_pg = true; /* managed: no race before PostgreSQL is known healthy */
+    assert_int_equal(elect_decide(&c, &v, &l, T0 + 10).action, ELECT_ACT_NONE);
+}
+
+/* ---- replicas ---- */
+
+static void test_replica_follow_and_start(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    replica(&l, &v);
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.pg.following_leader = false;
+    apply(&l, &v, ELECT_ACT_PG_FOLLOW, true, false);
+    v.pg.following_leader = true;
+    v.pg.running = v.pg.ready = false;
+    apply(&l, &v, ELECT_ACT_PG_START_STANDBY, true, false);
+}
+
+static void test_leader_slots(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.pg.slots_ok = false;
+    apply(&l, &v, ELECT_ACT_PG_SLOTS, true, false);
+}
+
+/* ---- failover ---- */
+
+static void test_failover_race_and_promote(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    replica(&l, &v);
+    v.has_leader = false;
+    v.leader_conn = false;
+    l.noted_leader[0] = '\0';
+    v.has_optime = true;
+    v.optime = v.pg.lsn + MIB; /* exactly at the maximum lag: still eligible */
+    apply(&l, &v, ELECT_ACT_RACE, true, true);
+    assert_int_equal(l.state, ELECT_LEADER);
+    set_leader(&v, &l, "n1", LEASE);
+    apply(&l, &v, ELECT_ACT_PG_PROMOTE, true, false);
+}
+
+static void test_no_race_when_lagging_or_behind_a_peer(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v);
+    v.has_optime = true;
+    v.optime = v.pg.lsn + MIB + 1;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.optime = v.pg.lsn;
+    v.peer_max_lsn = v.pg.lsn + 1;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.peer_max_lsn = v.pg.lsn; /* a tie: both race, etcd picks */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_RACE);
+    v.pg.ready = false; /* not answering */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.pg.ready = true;
+    v.initialize_set = false;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+}
+
+/* ---- crash of PostgreSQL on the leader ---- */
+
+static void test_leader_pg_crash_releases_when_replica_caught_up(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    v.pg.running = v.pg.ready = false;
+    v.peer_max_lsn = v.pg.lsn - MIB;
+    apply(&l, &v, ELECT_ACT_PG_RELEASE, true, true);
+    assert_int_equal(l.state, ELECT_FOLLOWER);
+    assert_true(l.no_race_until_ms >= T0 + TTL);
+    /* it starts as a standby, and does not race while the replicas take over */
+    v.has_leader = false;
+    l.noted_leader[0] = '\0';
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_START_STANDBY);
+    v.pg.running = v.pg.ready = v.pg.in_recovery = true;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+}
+
+static void test_leader_pg_crash_restarts_without_caught_up_replica(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    v.pg.running = v.pg.ready = false;
+    v.peer_max_lsn = v.pg.lsn - MIB - 1;
+    apply(&l, &v, ELECT_ACT_PG_START_PRIMARY, false, false);
+    assert_int_equal(l.state, ELECT_LEADER);
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE); /* retried after loop_wait */
+    v.peer_max_lsn = -1;                              /* no replica at all */
+    l.pg_next_ms = 0;
+    apply(&l, &v, ELECT_ACT_PG_START_PRIMARY, true, false);
+    /* a release that etcd did not answer keeps the leadership */
+    v.peer_max_lsn = v.pg.lsn;
+    apply(&l, &v, ELECT_ACT_PG_RELEASE, false, false);
+    assert_int_equal(l.state, ELECT_LEADER);
+}
+
+/* ---- agent restart: adoption ---- */
+
+static void test_restart_adopts_running_primary(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    follower(&l, &v); /* the new ha process: a new lease */
+    v.pg.in_recovery = false;
+    set_leader(&v, &l, "n1", OLD_LEASE);
+    /* our running primary and our key under the old process's lease: take it back, no demote */
+    apply(&l, &v, ELECT_ACT_TAKEOVER, true, true);
+    assert_int_equal(l.state, ELECT_LEADER);
+    v.leader_lease = LEASE;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE); /* no restart, no promote */
+}
+
+/* ---- fencing and demotion ---- */
+
+static void test_fence_demotes(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    l.fence_pending = ELECT_FENCE_SUPERVISOR;
+    apply(&l, &v, ELECT_ACT_FENCE, true, false);
+    assert_true(l.demote_pending);
+    apply(&l, &v, ELECT_ACT_PG_DEMOTE, true, false);
+    assert_false(l.demote_pending);
+    v.pg.in_recovery = true;
+    apply(&l, &v, ELECT_ACT_ABANDON, true, false);
+    assert_int_equal(l.state, ELECT_INIT);
+}
+
+static void test_fence_demote_failure_still_abandons(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    l.deadline_ms = T0;
+    apply(&l, &v, ELECT_ACT_FENCE, true, false);
+    apply(&l, &v, ELECT_ACT_PG_DEMOTE, false, false);
+    apply(&l, &v, ELECT_ACT_ABANDON, true, false);
+    l.pg_next_ms = 0; /* demotion still pending in INIT */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_DEMOTE);
+}
+
+static void test_primary_under_another_leader_demotes(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    replica(&l, &v);
+    v.pg.in_recovery = false;
+    apply(&l, &v, ELECT_ACT_PG_DEMOTE, true, false);
+    /* a running primary with no leader at all (bootstrap before the race) is left alone */
+    follower(&l, &v);
+    v.pg.in_recovery = false;
+    v.initialize_set = false;
+    v.has_initialize = true;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+}
+
+static void test_step_down_demotes(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    set_leader(&v, &l, "n2", 0x99);
+    apply(&l, &v, ELECT_ACT_STEP_DOWN, true, false);
+    assert_true(l.demote_pending);
+    apply(&l, &v, ELECT_ACT_PG_DEMOTE, true, false);
+}
+
+/* Every PostgreSQL row of the table is exercised above. */
+static void test_every_pg_row_named(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct elect_rule *rules = elect_rules(&n);
+    size_t pg = 0;
+    for (size_t i = 0; i < n; i++)
+        pg += elect_action_is_pg(rules[i].action);
+    assert_int_equal(pg, ELECT_ACT_PG_SLOTS - ELECT_ACT_PG_DEMOTE + 1);
+    assert_string_equal(elect_action_name(ELECT_ACT_PG_SLOTS), "pg_slots");
+    assert_string_equal(elect_action_name(ELECT_ACT_INIT_RACE), "init_race");
+    assert_false(elect_action_is_pg(ELECT_ACT_RACE));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bootstrap_sequence),
+        cmocka_unit_test(test_bootstrap_race_lost_waits_then_clones),
+        cmocka_unit_test(test_nofailover_never_bootstraps),
+        cmocka_unit_test(test_unmanaged_is_election_only),
+        cmocka_unit_test(test_replica_follow_and_start),
+        cmocka_unit_test(test_leader_slots),
+        cmocka_unit_test(test_failover_race_and_promote),
+        cmocka_unit_test(test_no_race_when_lagging_or_behind_a_peer),
+        cmocka_unit_test(test_leader_pg_crash_releases_when_replica_caught_up),
+        cmocka_unit_test(test_leader_pg_crash_restarts_without_caught_up_replica),
+        cmocka_unit_test(test_restart_adopts_running_primary),
+        cmocka_unit_test(test_fence_demotes),
+        cmocka_unit_test(test_fence_demote_failure_still_abandons),
+        cmocka_unit_test(test_primary_under_another_leader_demotes),
+        cmocka_unit_test(test_step_down_demotes),
+        cmocka_unit_test(test_every_pg_row_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
