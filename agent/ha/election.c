@@ -54,9 +54,20 @@ static bool g_read_due(const struct elect_input *in)
     return (!in->view->valid || !in->view->fresh) && in->now_ms >= in->local->next_read_ms;
 }
 
+bool elect_pg_foreign(const struct elect_config *cfg, const struct elect_view *v)
+{
+    return cfg->manage_pg && v->initialize_set && v->pg.datadir_ok && v->pg.sysid != 0 &&
+           v->initialize_sysid != 0 && v->pg.sysid != v->initialize_sysid;
+}
+
+static bool foreign(const struct elect_input *in)
+{
+    return elect_pg_foreign(in->cfg, in->view);
+}
+
 static bool g_member_outdated(const struct elect_input *in)
 {
-    return in->view->valid && !in->view->member_ok && lease_alive(in);
+    return in->view->valid && !in->view->member_ok && lease_alive(in) && !foreign(in);
 }
 
 static bool g_adoptable(const struct elect_input *in)
@@ -68,7 +79,7 @@ static bool g_takeover(const struct elect_input *in)
 {
     const struct elect_local *l = in->local;
     return key_has_my_name(in) && !in->cfg->nofailover && in->view->leader_lease != l->lease_id &&
-           in->view->leader_lease != l->abandoned_lease && lease_alive(in);
+           in->view->leader_lease != l->abandoned_lease && lease_alive(in) && !foreign(in);
 }
 
 static bool g_leader_changed(const struct elect_input *in)
@@ -85,7 +96,8 @@ static bool g_leader_changed(const struct elect_input *in)
 
 static bool pg_may_act(const struct elect_input *in)
 {
-    return in->cfg->manage_pg && in->view->pg.known && in->now_ms >= in->local->pg_next_ms;
+    return in->cfg->manage_pg && in->view->pg.known && in->now_ms >= in->local->pg_next_ms &&
+           !elect_pg_foreign(in->cfg, in->view);
 }
 
 static bool pg_rows(const struct elect_input *in)

@@ -106,6 +106,7 @@ struct elect_pg {
     bool slots_ok;         /* primary: one physical slot per other member, no stale ones */
     bool following_leader; /* standby: configured to stream from the current leader */
     int64_t lsn;           /* last known WAL position (kept while it is down), bytes */
+    uint64_t sysid;        /* data_dir's system identifier (0: unknown) */
 };
 
 /* What etcd says, as far as the driver knows (its watch cache plus its own writes). */
@@ -120,9 +121,10 @@ struct elect_view {
     bool has_config;
     bool status_ok; /* `status` holds the wanted value */
     /* for PostgreSQL management */
-    bool has_initialize; /* `initialize` exists */
-    bool initialize_set; /* ... and holds a system identifier (not "" of a bootstrap) */
-    bool has_optime;     /* `status` gives the last leader's WAL position */
+    bool has_initialize;       /* `initialize` exists */
+    bool initialize_set;       /* ... and holds a system identifier (not "" of a bootstrap) */
+    uint64_t initialize_sysid; /* ... that one (0: unknown) */
+    bool has_optime;           /* `status` gives the last leader's WAL position */
     int64_t optime;
     bool leader_conn;     /* the leader's member key gives its PostgreSQL address */
     int64_t peer_max_lsn; /* highest xlog_location of the other running, failover-eligible
@@ -233,6 +235,11 @@ int64_t elect_grant_ttl_s(uint64_t ttl_ms);
 /* The action belongs to PostgreSQL management (a row that needs cfg->manage_pg; the race
  * and the election rows are not). */
 bool elect_action_is_pg(enum elect_action a);
+
+/* data_dir belongs to another cluster: its system identifier differs from `initialize`. Such
+ * a node never starts PostgreSQL, never publishes its member key and never races (or takes
+ * over) the leader key. */
+bool elect_pg_foreign(const struct elect_config *cfg, const struct elect_view *v);
 
 const char *elect_state_name(enum elect_state s);
 const char *elect_action_name(enum elect_action a);

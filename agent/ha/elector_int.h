@@ -68,6 +68,7 @@ struct elector {
     uint64_t pg_obs_next_ms; /* next periodic observation */
     bool pg_obs_force;       /* observe at the next step (postmaster died, action done) */
     uint64_t sysid;
+    uint64_t foreign_noted; /* data_dir sysid of the mismatch last logged (0: none) */
     uint32_t timeline;
     char upstream[DCS_NAME_MAX]; /* the leader our standby was configured to follow */
     char upstream_host[PG_HOST_MAX];

@@ -1,5 +1,6 @@
 /* Election driver, PostgreSQL side: observes the local server and performs the PG actions. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +149,13 @@ void elector_pg_observe(struct elector *e)
             p.in_recovery = st.in_recovery;
             p.lsn = (int64_t)st.wal_lsn;
             e->sysid = st.system_id;
+            p.sysid = st.system_id;
             e->timeline = st.timeline;
         }
     }
+    struct pg_controldata cd;
+    if (p.datadir_ok && !p.ready && pg_controldata_read(&e->pg, &cd, NULL) == 0)
+        p.sysid = cd.system_id;
     if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER) {
         char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
         size_t na, nb;
@@ -186,6 +191,35 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
     }
 }
 
+/* Logs (once per mismatch) that data_dir belongs to another cluster, and records an event. */
+static void note_foreign(struct elector *e, const struct elect_view *v)
+{
+    if (!elect_pg_foreign(&e->ec, v)) {
+        if (e->foreign_noted != 0 && v->initialize_set && v->pg.datadir_ok && v->pg.sysid != 0)
+            log_info("data directory now matches the cluster", "system_identifier=%" PRIu64,
+                     v->pg.sysid);
+        if (!v->pg.datadir_ok || (v->initialize_set && v->pg.sysid != 0))
+            e->foreign_noted = 0;
+        return;
+    }
+    if (e->foreign_noted == v->pg.sysid)
+        return;
+    e->foreign_noted = v->pg.sysid;
+    log_error("data directory belongs to another cluster: refusing to start PostgreSQL and to "
+              "join the cluster",
+              "data_dir=%s data_dir_system_identifier=%" PRIu64
+              " cluster_system_identifier=%" PRIu64,
+              e->pg.data_dir, v->pg.sysid, v->initialize_sysid);
+    char detail[160];
+    snprintf(detail, sizeof(detail),
+             "{\"event\":\"data directory belongs to another cluster\",\"data_dir_sysid\":"
+             "\"%" PRIu64 "\",\"cluster_sysid\":\"%" PRIu64 "\"}",
+             v->pg.sysid, v->initialize_sysid);
+    if (!e->store || !store_event_add(e->store, clock_wall_ms(), "postgresql", e->ec.name,
+                                      e->local.term, detail, NULL))
+        log_warn("cannot record an event", "kind=postgresql event=\"foreign data directory\"");
+}
+
 /* The leader's PostgreSQL address from its member key. */
 static bool leader_address(struct elector *e, const char *leader, char *host, size_t cap,
                            uint16_t *port)
@@ -213,7 +247,10 @@ void elector_pg_view(struct elector *e, struct elect_view *v)
         v->has_initialize = true;
         v->initialize_set =
             dcs_initialize_decode(en->value, en->value_len, &in, NULL) && !in.racing;
+        if (v->initialize_set)
+            v->initialize_sysid = in.sysid_num;
     }
+    note_foreign(e, v);
     en = kvc_get(&e->cache, e->k_status);
     struct dcs_status st;
     if (en && dcs_status_decode(en->value, en->value_len, &st, NULL) && st.has_optime) {

@@ -5,13 +5,14 @@ restarted ha child without a failover."""
 import base64
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PG_BINDIR, pid_alive, psycopg2_connect, wait_until
+from conftest import PG_BINDIR, pid_alive, port_refuses, psycopg2_connect, wait_until
 
 SU_PW = "su-secret-Pw1"
 REPL_PW = "repl-secret-Pw2"
@@ -251,3 +252,41 @@ def test_pg_crash_without_replica_restarts_locally(etcd, ha_cluster):
     assert _kv(etcd.url, key) == node.name
     query(node, "INSERT INTO t VALUES (1)")
     assert not node.find_records(msg="lost leadership")
+
+
+def test_foreign_data_dir_refused(etcd, pgwarden_node):
+    """A node of cluster A restarted with the data folder of cluster B (another scope on the
+    same etcd): it says so clearly, never starts PostgreSQL and never holds A's leader key."""
+    a = pgwarden_node(name="a1", etcd=etcd.url, overrides=HA, scope="foreign-a")
+    b = pgwarden_node(name="b1", etcd=etcd.url, overrides=HA, scope="foreign-b")
+    wait_primary(etcd.url, [a], 60)
+    wait_primary(etcd.url, [b], 60)
+    sys_a = _kv(etcd.url, prefix(a) + "initialize")
+    sys_b = _kv(etcd.url, prefix(b) + "initialize")
+    assert sys_a and sys_b and sys_a != sys_b
+    b.stop()
+    a.stop()
+    assert postmaster_pid(b) is None and _kv(etcd.url, prefix(a) + "leader") is None
+    a.config["postgresql"]["data_dir"] = str(b.data_dir)
+    a.start()  # a new process: its log starts empty
+    since = 0
+    a.wait_ready()
+    r = a.wait_record(since=since, timeout=TTL + 10,
+                      msg=re.compile("data directory belongs to another cluster"))
+    assert r.get("level") in ("error", "ERROR"), r
+    assert r.get("data_dir") == str(b.data_dir), r
+    assert r.get("data_dir_system_identifier") == sys_b, r
+    assert r.get("cluster_system_identifier") == sys_a, r
+    deadline = time.monotonic() + TTL + 3
+    while time.monotonic() < deadline:  # stays out: no PostgreSQL, no leader key
+        assert a.running()
+        assert _kv(etcd.url, prefix(a) + "leader") is None
+        assert _kv(etcd.url, prefix(a) + "members/a1") is None
+        assert postmaster_pid(a) is None
+        assert port_refuses(pg_port(a))
+        time.sleep(0.2)
+    assert len(a.find_records(since=since,
+                              msg=re.compile("belongs to another cluster"))) == 1
+    assert not a.find_records(since=since, msg="child exited")
+    assert len([r for r in a.find_records(since=since, msg="child started")
+                if r.get("child") == "ha"]) == 1

@@ -98,6 +98,49 @@ static void apply(struct elect_local *l, const struct elect_view *v, enum elect_
     elect_apply(&c, l, &d, v, &r, T0 + 10);
 }
 
+/* ---- data directory of another cluster ---- */
+
+static void test_foreign_datadir_blocks_start_and_race(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    struct elect_config c = cfg();
+    follower(&l, &v);
+    v.initialize_sysid = 7000000000000000001ULL;
+    v.pg = (struct elect_pg){
+        .known = true, .datadir_ok = true, .slots_ok = true, .sysid = 7000000000000000002ULL};
+    assert_true(elect_pg_foreign(&c, &v));
+    /* no leader: neither started nor racing */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    /* a running server of that data dir is not adopted for the race either */
+    v.pg.running = v.pg.ready = true;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.pg.running = v.pg.ready = false;
+    /* nor does it start as a standby under a leader */
+    set_leader(&v, &l, "n2", 0x99);
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    /* nor take over a key with our name, nor publish the member key */
+    set_leader(&v, &l, "n1", OLD_LEASE);
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    v.member_ok = false;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    /* the same data dir with the cluster's identifier starts (as before) */
+    v.has_leader = false;
+    l.noted_leader[0] = '\0';
+    v.member_ok = true;
+    v.pg.sysid = v.initialize_sysid;
+    assert_false(elect_pg_foreign(&c, &v));
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_START_STANDBY);
+    /* an unknown identifier (either side) is not a mismatch */
+    v.pg.sysid = 0;
+    assert_false(elect_pg_foreign(&c, &v));
+    /* without PostgreSQL management there is nothing to compare */
+    v.pg.sysid = 7000000000000000002ULL;
+    c.manage_pg = false;
+    assert_false(elect_pg_foreign(&c, &v));
+}
+
 /* ---- bootstrap ---- */
 
 static void test_bootstrap_sequence(void **state)
@@ -394,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_primary_under_another_leader_demotes),
         cmocka_unit_test(test_step_down_demotes),
         cmocka_unit_test(test_every_pg_row_named),
+        cmocka_unit_test(test_foreign_datadir_blocks_start_and_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
