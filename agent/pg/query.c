@@ -93,8 +93,11 @@ static const char replication_sql[] =
     " (extract(epoch FROM replay_lag) * 1000)::bigint"
     " FROM pg_stat_replication ORDER BY application_name, pid";
 
-int pg_replication_list(const struct pg_instance *pg, struct pg_replica **rows, size_t *n,
-                        struct pg_error *err)
+/* Runs a list query and fills one calloc'd array element per row with fill(). On failure the
+ * array is freed and *rows is NULL. */
+static int list_query(const struct pg_instance *pg, const char *step, const char *sql,
+                      size_t elem_size, void (*fill)(PGresult *r, int row, void *elem), void **rows,
+                      size_t *n, struct pg_error *err)
 {
     *rows = NULL;
     *n = 0;
@@ -103,34 +106,18 @@ int pg_replication_list(const struct pg_instance *pg, struct pg_replica **rows, 
     if (rc < 0)
         return rc;
     PGresult *r;
-    rc = pgi_exec(pg, op.c, "replication query", replication_sql, 0, NULL, op.deadline, NULL, &r,
-                  err);
+    rc = pgi_exec(pg, op.c, step, sql, 0, NULL, op.deadline, NULL, &r, err);
     int nt = rc == 0 ? PQntuples(r) : 0;
     if (nt > 0) {
-        *rows = calloc((size_t)nt, sizeof(**rows));
+        *rows = calloc((size_t)nt, elem_size);
         if (!*rows)
-            rc = pgi_fail(err, "replication query", -ENOMEM, "out of memory");
+            rc = pgi_fail(err, step, -ENOMEM, "out of memory");
     }
-    for (int i = 0; rc == 0 && i < nt; i++) {
-        struct pg_replica *x = &(*rows)[i];
-        int64_t v;
-        x->pid = pgi_get_i64(r, i, 0, &v) ? (int)v : 0;
-        pgi_get_str(r, i, 1, x->application_name, sizeof(x->application_name));
-        pgi_get_str(r, i, 2, x->client_addr, sizeof(x->client_addr));
-        pgi_get_str(r, i, 3, x->state, sizeof(x->state));
-        pgi_get_str(r, i, 4, x->sync_state, sizeof(x->sync_state));
-        x->sync_priority = pgi_get_i64(r, i, 5, &v) ? (int)v : 0;
-        (void)pgi_get_lsn(r, i, 6, &x->sent_lsn);
-        (void)pgi_get_lsn(r, i, 7, &x->write_lsn);
-        (void)pgi_get_lsn(r, i, 8, &x->flush_lsn);
-        (void)pgi_get_lsn(r, i, 9, &x->replay_lsn);
-        x->write_lag_ms = pgi_get_i64(r, i, 10, &v) ? v : -1;
-        x->flush_lag_ms = pgi_get_i64(r, i, 11, &v) ? v : -1;
-        x->replay_lag_ms = pgi_get_i64(r, i, 12, &v) ? v : -1;
-    }
-    if (rc == 0) {
+    for (int i = 0; rc == 0 && i < nt; i++)
+        fill(r, i, (char *)*rows + (size_t)i * elem_size);
+    if (rc == 0)
         *n = (size_t)nt;
-    } else {
+    else {
         free(*rows);
         *rows = NULL;
     }
@@ -139,44 +126,50 @@ int pg_replication_list(const struct pg_instance *pg, struct pg_replica **rows, 
     return rc;
 }
 
+static void fill_replica(PGresult *r, int i, void *elem)
+{
+    struct pg_replica *x = elem;
+    int64_t v;
+    x->pid = pgi_get_i64(r, i, 0, &v) ? (int)v : 0;
+    pgi_get_str(r, i, 1, x->application_name, sizeof(x->application_name));
+    pgi_get_str(r, i, 2, x->client_addr, sizeof(x->client_addr));
+    pgi_get_str(r, i, 3, x->state, sizeof(x->state));
+    pgi_get_str(r, i, 4, x->sync_state, sizeof(x->sync_state));
+    x->sync_priority = pgi_get_i64(r, i, 5, &v) ? (int)v : 0;
+    (void)pgi_get_lsn(r, i, 6, &x->sent_lsn);
+    (void)pgi_get_lsn(r, i, 7, &x->write_lsn);
+    (void)pgi_get_lsn(r, i, 8, &x->flush_lsn);
+    (void)pgi_get_lsn(r, i, 9, &x->replay_lsn);
+    x->write_lag_ms = pgi_get_i64(r, i, 10, &v) ? v : -1;
+    x->flush_lag_ms = pgi_get_i64(r, i, 11, &v) ? v : -1;
+    x->replay_lag_ms = pgi_get_i64(r, i, 12, &v) ? v : -1;
+}
+
+int pg_replication_list(const struct pg_instance *pg, struct pg_replica **rows, size_t *n,
+                        struct pg_error *err)
+{
+    return list_query(pg, "replication query", replication_sql, sizeof(**rows), fill_replica,
+                      (void **)rows, n, err);
+}
+
+static void fill_slot(PGresult *r, int i, void *elem)
+{
+    struct pg_slot *s = elem;
+    char type[16];
+    pgi_get_str(r, i, 0, s->name, sizeof(s->name));
+    pgi_get_str(r, i, 1, type, sizeof(type));
+    s->physical = strcmp(type, "physical") == 0;
+    s->active = pgi_get_bool(r, i, 2);
+    (void)pgi_get_lsn(r, i, 3, &s->restart_lsn);
+}
+
 int pg_slots_list(const struct pg_instance *pg, struct pg_slot **rows, size_t *n,
                   struct pg_error *err)
 {
-    *rows = NULL;
-    *n = 0;
-    struct op op;
-    int rc = op_open(pg, &op, err);
-    if (rc < 0)
-        return rc;
-    PGresult *r;
-    rc = pgi_exec(pg, op.c, "slots query",
-                  "SELECT slot_name, slot_type, active, restart_lsn FROM pg_replication_slots"
-                  " ORDER BY slot_name",
-                  0, NULL, op.deadline, NULL, &r, err);
-    int nt = rc == 0 ? PQntuples(r) : 0;
-    if (nt > 0) {
-        *rows = calloc((size_t)nt, sizeof(**rows));
-        if (!*rows)
-            rc = pgi_fail(err, "slots query", -ENOMEM, "out of memory");
-    }
-    for (int i = 0; rc == 0 && i < nt; i++) {
-        struct pg_slot *s = &(*rows)[i];
-        char type[16];
-        pgi_get_str(r, i, 0, s->name, sizeof(s->name));
-        pgi_get_str(r, i, 1, type, sizeof(type));
-        s->physical = strcmp(type, "physical") == 0;
-        s->active = pgi_get_bool(r, i, 2);
-        (void)pgi_get_lsn(r, i, 3, &s->restart_lsn);
-    }
-    if (rc == 0) {
-        *n = (size_t)nt;
-    } else {
-        free(*rows);
-        *rows = NULL;
-    }
-    PQclear(r);
-    PQfinish(op.c);
-    return rc;
+    return list_query(pg, "slots query",
+                      "SELECT slot_name, slot_type, active, restart_lsn FROM pg_replication_slots"
+                      " ORDER BY slot_name",
+                      sizeof(**rows), fill_slot, (void **)rows, n, err);
 }
 
 /* Runs one statement with one parameter; maps the SQLSTATEs the slot functions raise. */
