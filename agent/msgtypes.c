@@ -4,6 +4,8 @@
 #include "agent/settings.h"
 
 _Static_assert(sizeof(struct pgw_config) <= MSG_MAX_PAYLOAD, "config must fit in one message");
+_Static_assert(sizeof(struct msg_route) <= MSG_MAX_PAYLOAD, "route must fit in one message");
+_Static_assert(sizeof(struct msg_proxy_stats) <= MSG_MAX_PAYLOAD, "stats must fit in one message");
 
 const struct msg_spec msgtypes_specs[] = {
     {MSG_HELLO, "hello", sizeof(struct msg_hello), sizeof(struct msg_hello)},
@@ -11,6 +13,8 @@ const struct msg_spec msgtypes_specs[] = {
     {MSG_LEASE, "lease", sizeof(struct msg_lease), sizeof(struct msg_lease)},
     {MSG_ROUTE, "route", sizeof(struct msg_route), sizeof(struct msg_route)},
     {MSG_FENCE, "fence", sizeof(struct msg_fence), sizeof(struct msg_fence)},
+    {MSG_PROXY_STATS, "proxy_stats", sizeof(struct msg_proxy_stats),
+     sizeof(struct msg_proxy_stats)},
 };
 const size_t msgtypes_nspecs = sizeof(msgtypes_specs) / sizeof(msgtypes_specs[0]);
 

@@ -17,9 +17,10 @@ enum msg_type {
     MSG_LEASE = 3,  /* ha -> supervisor: leader lease renewed / given up (struct msg_lease) */
     MSG_ROUTE = 4,  /* ha or supervisor -> proxy: where writes go (struct msg_route) */
     MSG_FENCE = 5,  /* supervisor -> ha: the supervisor fenced on ha's behalf (struct msg_fence) */
+    MSG_PROXY_STATS = 6, /* proxy -> web, every second: forwarder counters (msg_proxy_stats) */
 };
 
-enum { MSG_NAME_MAX = 256, MSG_HOST_MAX = 256 };
+enum { MSG_NAME_MAX = 256, MSG_HOST_MAX = 256, MSG_ROUTE_REPLICAS_MAX = 8 };
 
 struct msg_hello {
     int32_t pid;
@@ -36,9 +37,20 @@ struct msg_lease {
     uint8_t pad[7];
 };
 
+/* A replica the read-only port may use (one entry of struct msg_route). */
+struct msg_route_replica {
+    int64_t lag_bytes; /* how far its replay is behind the leader's WAL position; < 0 unknown */
+    uint16_t port;     /* of its PostgreSQL */
+    uint8_t pad[6];
+    char name[MSG_NAME_MAX]; /* member name */
+    char host[MSG_HOST_MAX]; /* from its conn_url */
+};
+
 /* The routing table of the forwarder: where the leader's PostgreSQL is. has_leader = 0 means
  * "no leader: do not route writes anywhere" (also what a fence sends). The route is valid until
- * expiry_boot_ms (CLOCK_BOOTTIME); after that the forwarder must fail closed. */
+ * expiry_boot_ms (CLOCK_BOOTTIME); after that the forwarder must fail closed. The replicas are
+ * the running, streaming replicas (not the leader) the read-only port balances over; they are
+ * also only trusted until expiry_boot_ms. */
 struct msg_route {
     int64_t term;            /* create_revision of the leader key, 0 when none */
     uint64_t expiry_boot_ms; /* 0 when has_leader = 0 */
@@ -48,12 +60,49 @@ struct msg_route {
     uint8_t pad[4];
     char leader[MSG_NAME_MAX]; /* member name, "" when none */
     char host[MSG_HOST_MAX];   /* from the leader's conn_url, "" if unknown */
+    uint16_t n_replicas;       /* entries used in replicas[] (at most MSG_ROUTE_REPLICAS_MAX) */
+    uint8_t pad2[6];
+    struct msg_route_replica replicas[MSG_ROUTE_REPLICAS_MAX];
 };
 
 /* The supervisor's fence of the deadline it had for term (from the last MSG_LEASE). */
 struct msg_fence {
     int64_t term;
     uint64_t deadline_boot_ms;
+};
+
+/* Held-time histogram of the forwarder: bucket i counts connections released (served or timed
+ * out) after waiting at most PROXY_HELD_BOUNDS_MS[i] ms; the last bucket counts the rest. */
+#define PROXY_HELD_BOUNDS_MS                                                                       \
+    {                                                                                              \
+        10, 100, 500, 1000, 2000, 5000, 10000, 30000                                               \
+    }
+enum { PROXY_HELD_BUCKETS = 9, PROXY_PORT_RW = 0, PROXY_PORT_RO = 1, PROXY_NPORTS = 2 };
+
+/* Counters of one forwarder port; totals are since the proxy process started. */
+struct msg_proxy_port_stats {
+    uint64_t active;           /* client connections open now (held ones included) */
+    uint64_t held;             /* client connections waiting for a primary/replica now */
+    uint64_t total;            /* client connections accepted */
+    uint64_t rejected;         /* refused with 53300 (over max_connections) */
+    uint64_t hold_timeouts;    /* given up with 57P03 after hold_timeout */
+    uint64_t bytes_up;         /* client -> server */
+    uint64_t bytes_down;       /* server -> client */
+    uint64_t connect_failures; /* upstream connects that failed or timed out */
+    uint64_t cancels;          /* CancelRequests forwarded */
+    uint64_t held_count;       /* connections that were held, and released */
+    uint64_t held_ms_sum;      /* total time those were held */
+    uint64_t held_hist[PROXY_HELD_BUCKETS];
+};
+
+/* The forwarder's counters and its view of the route (sent by proxy to web every second). */
+struct msg_proxy_stats {
+    int64_t term;            /* of the route in use, 0 when none */
+    uint64_t expiry_boot_ms; /* of the route in use */
+    uint8_t has_leader;      /* the route names a leader and has not expired */
+    uint8_t pad[7];
+    char leader[MSG_NAME_MAX];
+    struct msg_proxy_port_stats port[PROXY_NPORTS]; /* PROXY_PORT_RW, PROXY_PORT_RO */
 };
 
 extern const struct msg_spec msgtypes_specs[];

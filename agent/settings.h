@@ -46,7 +46,8 @@ struct pgw_postgresql_settings {
     char superuser[PGW_NAME_MAX];
     char superuser_password[PGW_SECRET_MAX]; /* secret, optional */
     char replication_user[PGW_NAME_MAX];
-    char replication_password[PGW_SECRET_MAX]; /* secret, optional */
+    char replication_password[PGW_SECRET_MAX];    /* secret, optional */
+    bool remove_data_directory_on_rewind_failure; /* re-clone when pg_rewind fails */
 };
 
 /* Local HA timings (the dynamic values in etcd `config` take precedence once bootstrapped). */
@@ -56,8 +57,10 @@ struct pgw_ha_settings {
     uint64_t retry_timeout_ms;
     uint64_t maximum_lag_on_failover; /* bytes */
     bool nofailover;
-    uint64_t fencing_margin_ms; /* a primary fences itself this long before its lease expires */
-    bool manage_postgresql;     /* drive the local PostgreSQL (false: election only) */
+    bool nosync;                 /* never a synchronous standby */
+    long long failover_priority; /* wins ties at the same WAL position; <= 0: nofailover */
+    uint64_t fencing_margin_ms;  /* a primary fences itself this long before its lease expires */
+    bool manage_postgresql;      /* drive the local PostgreSQL (false: election only) */
 };
 
 struct pgw_proxy_settings {
@@ -65,6 +68,8 @@ struct pgw_proxy_settings {
     struct cfg_addr ro_listen;
     uint64_t hold_timeout_ms;  /* reloadable */
     long long max_connections; /* reloadable */
+    uint64_t ro_max_lag;       /* bytes; replicas further behind get no read-only clients */
+    bool ro_fallback_leader;   /* read-only clients go to the leader when no replica qualifies */
 };
 
 struct pgw_web_settings {

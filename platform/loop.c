@@ -526,3 +526,8 @@ uint64_t loop_now_ms(const struct loop *l)
 {
     return l->now;
 }
+
+int loop_signal_fd(const struct loop *l)
+{
+    return l->sigfd;
+}

@@ -55,6 +55,9 @@ bool loop_cancel_timer(struct loop *l, uint64_t id);
  * it with sigprocmask. One callback per signal: adding it again replaces the callback.
  * 0, -EINVAL for a bad signal number (or SIGKILL/SIGSTOP), -errno. */
 int loop_add_signal(struct loop *l, int signo, loop_signal_cb cb, void *arg);
+/* The signalfd (readable while one of the loop's signals is pending), or -1 before the first
+ * loop_add_signal. For blocking work that must give up when SIGTERM arrives (spawn cancel_fd). */
+int loop_signal_fd(const struct loop *l);
 
 /* Runs iterations until loop_stop() is called (from a callback); the current iteration is
  * completed first. Returns 0 after loop_stop, or -errno if epoll_wait fails. The stop request

@@ -230,15 +230,19 @@ static bool child_has_exited(const struct spawn_ctx *c)
 }
 
 /* Sends the timeout signals when their deadline has passed. */
-static void check_deadline(struct spawn_ctx *c, uint64_t now)
+static void check_deadline(struct spawn_ctx *c, uint64_t now, bool cancel)
 {
-    if (c->stage == 0 && c->o->timeout_ms > 0 && now >= c->deadline) {
-        c->r->timed_out = true;
+    if (c->stage == 0 && (cancel || (c->o->timeout_ms > 0 && now >= c->deadline))) {
+        if (cancel)
+            c->r->cancelled = true;
+        else
+            c->r->timed_out = true;
         c->stage = 1;
         int grace = c->o->kill_grace_ms > 0 ? c->o->kill_grace_ms : SPAWN_DEFAULT_GRACE_MS;
         c->deadline = now + (uint64_t)grace;
-        log_warn("program timed out, sending SIGTERM", "prog=%s timeout_ms=%d grace_ms=%d",
-                 c->o->argv[0], c->o->timeout_ms, grace);
+        log_warn(cancel ? "program cancelled, sending SIGTERM"
+                        : "program timed out, sending SIGTERM",
+                 "prog=%s timeout_ms=%d grace_ms=%d", c->o->argv[0], c->o->timeout_ms, grace);
         (void)kill(-c->pid, SIGTERM);
     } else if (c->stage == 1 && now >= c->deadline) {
         c->stage = 2;
@@ -263,10 +267,11 @@ static int poll_timeout(const struct spawn_ctx *c, uint64_t now)
 /* Runs until the child has exited (not yet reaped). */
 static void supervise(struct spawn_ctx *c)
 {
+    bool cancel = false;
     while (!c->exited) {
-        check_deadline(c, clock_mono_ms());
-        struct pollfd pf[3];
-        int n = 0, i_out = -1, i_in = -1, i_pid = -1;
+        check_deadline(c, clock_mono_ms(), cancel);
+        struct pollfd pf[4];
+        int n = 0, i_out = -1, i_in = -1, i_pid = -1, i_cancel = -1;
         if (c->out_r >= 0) {
             i_out = n;
             pf[n++] = (struct pollfd){.fd = c->out_r, .events = POLLIN};
@@ -279,6 +284,10 @@ static void supervise(struct spawn_ctx *c)
             i_pid = n;
             pf[n++] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
         }
+        if (c->o->cancel_fd > 0 && c->stage == 0) {
+            i_cancel = n;
+            pf[n++] = (struct pollfd){.fd = c->o->cancel_fd, .events = POLLIN};
+        }
         int rc = poll(pf, (nfds_t)n, poll_timeout(c, clock_mono_ms()));
         if (rc < 0 && errno != EINTR) {
             log_error("poll failed", "prog=%s err=\"%s\"", c->o->argv[0], strerror(errno));
@@ -289,6 +298,8 @@ static void supervise(struct spawn_ctx *c)
             (void)out_drain(c);
         if (rc > 0 && i_in >= 0 && pf[i_in].revents)
             in_feed(c);
+        if (rc > 0 && i_cancel >= 0 && pf[i_cancel].revents)
+            cancel = true;
         if (i_pid >= 0)
             c->exited = rc > 0 && pf[i_pid].revents != 0;
         else

@@ -14,13 +14,16 @@ struct spawn_opts {
     int kill_grace_ms;       /* after SIGTERM before SIGKILL; 2000 when 0 */
     size_t out_cap;          /* max captured bytes, 64 KiB when 0; the excess is drained */
     const char *stdin_data;  /* NUL-terminated; NULL = stdin from /dev/null */
+    int cancel_fd; /* > 0: when it becomes readable (e.g. a signalfd with SIGTERM pending), the
+                      child is stopped as on a timeout and the result says cancelled */
 };
 
 struct spawn_result {
     int exit_code;   /* exit status, or -1 if killed by a signal */
     int term_signal; /* 0 if exited */
     bool timed_out;
-    char *output; /* stdout+stderr interleaved, NUL-terminated, malloc'd, may be truncated */
+    bool cancelled; /* cancel_fd became readable first */
+    char *output;   /* stdout+stderr interleaved, NUL-terminated, malloc'd, may be truncated */
     size_t output_len;
     bool output_truncated;
     uint64_t elapsed_ms;

@@ -125,7 +125,19 @@ static bool replica_caught_up(const struct elect_input *in)
     return v->peer_max_lsn >= 0 && v->peer_max_lsn + in->cfg->max_lag >= top;
 }
 
-/* Patroni's is_healthiest_node, with the peers' positions from their member keys. */
+static bool is_me(const struct elect_input *in, const char *name)
+{
+    return strcmp(name, in->cfg->name) == 0;
+}
+
+/* A former primary, or a standby behind the leader's timeline: check before following. */
+static bool unverified(const struct elect_input *in)
+{
+    return in->local->rejoin_check || in->view->pg.was_primary || in->view->pg.behind_timeline;
+}
+
+/* Patroni's is_healthiest_node, with the peers' positions from their member keys, the
+ * `failover` request, the `sync` key and pause. */
 static bool pg_healthy_for_race(const struct elect_input *in)
 {
     const struct elect_view *v = in->view;
@@ -135,10 +147,31 @@ static bool pg_healthy_for_race(const struct elect_input *in)
         in->now_ms < in->local->no_race_until_ms)
         return false;
     if (!v->pg.in_recovery)
-        return true; /* the primary we bootstrapped or adopted */
+        return true; /* the primary we bootstrapped or adopted (also when paused) */
+    /* A `failover` request steers the race for a TTL after the leader key went; then the
+     * usual rules apply, so that a candidate that never shows up cannot block the cluster. */
+    bool steer = v->has_failover && in->now_ms < in->local->leaderless_since_ms + in->cfg->t.ttl_ms;
+    bool named = steer && v->failover_candidate[0];
+    bool me_named = named && is_me(in, v->failover_candidate);
+    bool graceful = steer && v->failover_leader[0] && v->has_optime;
+    if (v->paused &&
+        !(v->has_failover && v->failover_candidate[0] && is_me(in, v->failover_candidate)))
+        return false;
+    if (v->sync_restricts && !v->sync_member)
+        return false;
+    if (steer && v->failover_leader[0] && is_me(in, v->failover_leader) && v->candidate_ok)
+        return false; /* the leader that asked to hand over */
+    if (graceful && v->pg.lsn < v->optime)
+        return false; /* a switchover loses nothing: the shutdown checkpoint must be here */
     if (v->has_optime && v->pg.lsn + in->cfg->max_lag < v->optime)
         return false;
-    return v->peer_max_lsn <= v->pg.lsn;
+    if (me_named)
+        return true;
+    if (named && v->candidate_ok)
+        return false; /* the named candidate can take it */
+    if (v->peer_max_lsn > v->pg.lsn)
+        return false;
+    return v->peer_max_lsn < v->pg.lsn || v->peer_max_prio <= in->cfg->priority;
 }
 
 static bool g_can_race(const struct elect_input *in)
@@ -178,13 +211,75 @@ static bool g_write_initialize(const struct elect_input *in)
 static bool g_clone(const struct elect_input *in)
 {
     const struct elect_view *v = in->view;
-    return pg_rows(in) && v->pg.datadir_empty && !in->local->init_won && v->initialize_set &&
-           leader_is_other(in) && v->leader_conn;
+    return pg_rows(in) && !v->paused && v->pg.datadir_empty && !in->local->init_won &&
+           v->initialize_set && leader_is_other(in) && v->leader_conn;
 }
 
 static bool pg_down(const struct elect_input *in)
 {
-    return pg_rows(in) && in->view->pg.datadir_ok && !in->view->pg.running;
+    return pg_rows(in) && !in->view->paused && in->view->pg.datadir_ok && !in->view->pg.running;
+}
+
+/* A follower's stopped PostgreSQL starts as a standby, except a former primary that released
+ * the key: it waits (up to rejoin_wait_ms) for the new leader, to follow it at once. */
+static bool g_start_standby(const struct elect_input *in)
+{
+    if (!pg_down(in))
+        return false;
+    bool no_leader = !in->view->has_leader || !leader_is_other(in) || !in->view->leader_conn;
+    return !(no_leader && unverified(in) && in->now_ms < in->local->rejoin_wait_ms);
+}
+
+static bool g_rejoin(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    if (!pg_rows(in) || v->paused || !v->pg.datadir_ok || !unverified(in) || !leader_is_other(in) ||
+        !v->leader_conn || in->now_ms < in->local->rejoin_next_ms)
+        return false;
+    return !v->pg.running || (v->pg.ready && v->pg.in_recovery);
+}
+
+/* The leader acts on a `failover` request addressed to it (or to any leader). */
+static bool failover_for_me(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return v->valid && v->has_failover && v->failover_due && !v->failover_stale &&
+           (!v->failover_leader[0] || is_me(in, v->failover_leader)) &&
+           !(v->failover_candidate[0] && is_me(in, v->failover_candidate));
+}
+
+static bool g_switchover(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    return pg_rows(in) && pg_primary(in) && failover_for_me(in) && v->candidate_ok &&
+           (!v->paused || v->failover_candidate[0]);
+}
+
+/* Done (we are the candidate, or the request named another leader), stale, or impossible. */
+static bool g_clear_failover(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    if (!v->valid || !v->has_failover)
+        return false;
+    if (v->failover_stale || (v->failover_leader[0] && !is_me(in, v->failover_leader)) ||
+        (v->failover_candidate[0] && is_me(in, v->failover_candidate)))
+        return true;
+    return in->cfg->manage_pg && failover_for_me(in) && pg_primary(in) && !v->candidate_ok;
+}
+
+static bool g_sync(const struct elect_input *in)
+{
+    const struct elect_view *v = in->view;
+    if (!pg_rows(in))
+        return false;
+    if (v->sync_mode && !v->sync_key_mine)
+        return true; /* won the race: claim `sync` before promoting */
+    return pg_primary(in) && !v->sync_ok;
+}
+
+static bool g_reconfigure(const struct elect_input *in)
+{
+    return pg_rows(in) && in->view->pg.ready && !in->view->params_ok;
 }
 
 static bool g_pg_release(const struct elect_input *in)
@@ -192,21 +287,21 @@ static bool g_pg_release(const struct elect_input *in)
     return pg_down(in) && replica_caught_up(in);
 }
 
-static bool g_pg_down(const struct elect_input *in)
-{
-    return pg_down(in);
-}
-
 static bool g_promote(const struct elect_input *in)
 {
     return pg_rows(in) && in->view->pg.ready && in->view->pg.in_recovery;
+}
+
+static bool g_pg_down(const struct elect_input *in)
+{
+    return pg_down(in);
 }
 
 static bool g_follow(const struct elect_input *in)
 {
     const struct elect_view *v = in->view;
     return pg_rows(in) && v->pg.ready && v->pg.in_recovery && leader_is_other(in) &&
-           v->leader_conn && !v->pg.following_leader;
+           v->leader_conn && !v->pg.following_leader && !unverified(in);
 }
 
 static bool g_slots(const struct elect_input *in)
@@ -250,17 +345,26 @@ static const struct elect_rule rules[] = {
     {"bootstrapped: write initialize", S(ELECT_FOLLOWER) | S(ELECT_LEADER), g_write_initialize,
      ELECT_ACT_WRITE_INITIALIZE},
     {"empty data dir: clone the leader", S(ELECT_FOLLOWER), g_clone, ELECT_ACT_PG_CLONE},
+    {"failover request done, stale, for another leader or impossible: clear it", S(ELECT_LEADER),
+     g_clear_failover, ELECT_ACT_CLEAR_FAILOVER},
     {"leader's PostgreSQL down, a replica caught up: release", S(ELECT_LEADER), g_pg_release,
      ELECT_ACT_PG_RELEASE},
     {"leader's PostgreSQL down: start it", S(ELECT_LEADER), g_pg_down, ELECT_ACT_PG_START_PRIMARY},
+    {"synchronous replication state outdated", S(ELECT_LEADER), g_sync, ELECT_ACT_SYNC},
     {"leader in recovery: promote", S(ELECT_LEADER), g_promote, ELECT_ACT_PG_PROMOTE},
-    {"PostgreSQL down: start as a standby", S(ELECT_FOLLOWER), g_pg_down,
+    {"switchover requested and a candidate is ready", S(ELECT_LEADER), g_switchover,
+     ELECT_ACT_PG_SWITCHOVER},
+    {"former primary or new timeline: check divergence and follow", S(ELECT_FOLLOWER), g_rejoin,
+     ELECT_ACT_PG_REJOIN},
+    {"PostgreSQL down: start as a standby", S(ELECT_FOLLOWER), g_start_standby,
      ELECT_ACT_PG_START_STANDBY},
     {"standby not following the leader", S(ELECT_FOLLOWER), g_follow, ELECT_ACT_PG_FOLLOW},
     {"no leader and eligible", S(ELECT_FOLLOWER), g_can_race, ELECT_ACT_RACE},
     {"config missing", S(ELECT_LEADER), g_config_missing, ELECT_ACT_WRITE_CONFIG},
     {"status outdated", S(ELECT_LEADER), g_status_outdated, ELECT_ACT_WRITE_STATUS},
     {"replication slots outdated", S(ELECT_LEADER), g_slots, ELECT_ACT_PG_SLOTS},
+    {"dynamic parameters changed", S(ELECT_LEADER) | S(ELECT_FOLLOWER), g_reconfigure,
+     ELECT_ACT_PG_RECONFIGURE},
 };
 
 const struct elect_rule *elect_rules(size_t *count)
@@ -326,6 +430,7 @@ static void became_leader(const struct elect_config *cfg, struct elect_local *l,
     l->demote_pending = false;
     l->term = term;
     l->fence_pending = ELECT_FENCE_NONE;
+    l->rejoin_check = false; /* our timeline is the cluster's now */
     l->noted = true;
     snprintf(l->noted_leader, sizeof(l->noted_leader), "%s", cfg->name);
 }
@@ -375,6 +480,28 @@ void elect_apply(const struct elect_config *cfg, struct elect_local *l,
         l->state = ELECT_FOLLOWER;
         l->term = 0;
         l->no_race_until_ms = now_ms + cfg->t.ttl_ms;
+        l->rejoin_check = true;
+        l->rejoin_wait_ms = now_ms + cfg->t.ttl_ms;
+        break;
+    case ELECT_ACT_PG_SWITCHOVER:
+        if (!r->ok) {
+            l->pg_next_ms = now_ms + retry_delay(cfg);
+            break;
+        }
+        l->state = ELECT_FOLLOWER;
+        l->term = 0;
+        l->demote_pending = false;
+        l->rejoin_check = true;
+        l->rejoin_wait_ms = now_ms + cfg->t.ttl_ms;
+        break;
+    case ELECT_ACT_PG_REJOIN:
+        if (r->ok)
+            l->rejoin_check = false;
+        else /* not at once against the same leader (a failed rewind is costly); a new
+                leader resets it, and the other rows (the race) are not held up */
+            l->rejoin_next_ms = now_ms + cfg->t.ttl_ms;
+        break;
+    case ELECT_ACT_CLEAR_FAILOVER:
         break;
     case ELECT_ACT_INIT_RACE:
         if (r->ok && r->won)
@@ -391,12 +518,19 @@ void elect_apply(const struct elect_config *cfg, struct elect_local *l,
     case ELECT_ACT_PG_START_STANDBY:
     case ELECT_ACT_PG_FOLLOW:
     case ELECT_ACT_PG_SLOTS:
+    case ELECT_ACT_SYNC:
+    case ELECT_ACT_PG_RECONFIGURE:
         if (!r->ok) {
             l->pg_next_ms = now_ms + cfg->t.loop_wait_ms;
         } else if (d->action == ELECT_ACT_PG_DEMOTE) {
             l->demote_pending = false;
+            l->rejoin_check = true; /* stopped: follow the next leader only after a check */
         } else if (d->action == ELECT_ACT_WRITE_INITIALIZE) {
             l->init_won = false; /* done: the key now names the cluster */
+        } else if (d->action == ELECT_ACT_PG_START_STANDBY && v->pg.was_primary) {
+            l->rejoin_check = true; /* read-only until a leader shows up: check it then */
+        } else if (d->action == ELECT_ACT_PG_CLONE || d->action == ELECT_ACT_PG_BOOTSTRAP) {
+            l->rejoin_check = false;
         }
         break;
     case ELECT_ACT_ABANDON:
@@ -437,6 +571,12 @@ void elect_apply(const struct elect_config *cfg, struct elect_local *l,
             became_leader(cfg, l, r->term);
         break;
     case ELECT_ACT_NOTE_LEADER:
+        if (!v->has_leader && (!l->noted || l->noted_leader[0]))
+            l->leaderless_since_ms = now_ms;
+        if (v->has_leader && strcmp(v->leader, cfg->name) != 0) {
+            l->no_race_until_ms = 0; /* a new leader took over: the hold-off did its job */
+            l->rejoin_next_ms = 0;   /* and it is worth a new rejoin attempt */
+        }
         l->noted = true;
         snprintf(l->noted_leader, sizeof(l->noted_leader), "%s", v->has_leader ? v->leader : "");
         break;
@@ -519,7 +659,7 @@ struct elect_timings elect_timings_compute(const struct pgw_ha_settings *ha,
 
 bool elect_action_is_pg(enum elect_action a)
 {
-    return a >= ELECT_ACT_PG_DEMOTE && a <= ELECT_ACT_PG_SLOTS;
+    return a >= ELECT_ACT_PG_DEMOTE && a <= ELECT_ACT_CLEAR_FAILOVER;
 }
 
 /* ---- names ---- */
@@ -534,14 +674,15 @@ const char *elect_state_name(enum elect_state s)
 const char *elect_action_name(enum elect_action a)
 {
     static const char *const names[] = {
-        "none",         "fence",      "release",          "step_down",    "abandon",
-        "revoke",       "grant",      "keepalive",        "read",         "put_member",
-        "adopt",        "takeover",   "note_leader",      "race",         "write_config",
-        "write_status", "pg_demote",  "init_race",        "pg_bootstrap", "write_initialize",
-        "pg_clone",     "pg_release", "pg_start_primary", "pg_promote",   "pg_start_standby",
-        "pg_follow",    "pg_slots",
+        "none",           "fence",          "release",          "step_down",    "abandon",
+        "revoke",         "grant",          "keepalive",        "read",         "put_member",
+        "adopt",          "takeover",       "note_leader",      "race",         "write_config",
+        "write_status",   "pg_demote",      "init_race",        "pg_bootstrap", "write_initialize",
+        "pg_clone",       "pg_release",     "pg_start_primary", "pg_promote",   "pg_start_standby",
+        "pg_follow",      "pg_slots",       "pg_switchover",    "pg_rejoin",    "sync",
+        "pg_reconfigure", "clear_failover",
     };
-    _Static_assert(sizeof(names) / sizeof(names[0]) == ELECT_ACT_PG_SLOTS + 1,
+    _Static_assert(sizeof(names) / sizeof(names[0]) == ELECT_ACT_CLEAR_FAILOVER + 1,
                    "one name per action");
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }

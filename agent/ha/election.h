@@ -69,6 +69,16 @@ enum elect_action {
     ELECT_ACT_PG_START_STANDBY, /* not leader, PostgreSQL down: start following the leader */
     ELECT_ACT_PG_FOLLOW,        /* a standby not following the current leader */
     ELECT_ACT_PG_SLOTS,         /* leader: one physical slot per other member, no stale ones */
+    ELECT_ACT_PG_SWITCHOVER,    /* leader asked to hand over: checkpoint, fast stop, `status`
+                                   = the shutdown checkpoint, release the key */
+    ELECT_ACT_PG_REJOIN,        /* a former primary (or a standby behind a new timeline) with a
+                                   leader to follow: check divergence, pg_rewind (or re-clone)
+                                   when needed, start following */
+    ELECT_ACT_SYNC,             /* leader: the `sync` key and synchronous_standby_names, in the
+                                   safe order */
+    ELECT_ACT_PG_RECONFIGURE,   /* the dynamic postgresql.parameters changed: rewrite, reload */
+    ELECT_ACT_CLEAR_FAILOVER,   /* leader: the `failover` request is done, stale, not for this
+                                   leader or impossible: clear it */
 };
 
 enum elect_fence_reason {
@@ -90,9 +100,10 @@ struct elect_config {
     char name[DCS_NAME_MAX]; /* this member */
     bool nofailover;         /* never race for (or take over) the leader key */
     struct elect_timings t;
-    bool manage_pg;  /* drive the local PostgreSQL: the PG rows apply and the race needs a
-                        healthy PostgreSQL; false = election only (as before issue 4) */
-    int64_t max_lag; /* maximum_lag_on_failover, bytes */
+    bool manage_pg;   /* drive the local PostgreSQL: the PG rows apply and the race needs a
+                         healthy PostgreSQL; false = election only (as before issue 4) */
+    int64_t max_lag;  /* maximum_lag_on_failover, bytes */
+    int64_t priority; /* failover_priority tag: wins a tie at the same WAL position (>= 1) */
 };
 
 /* The local PostgreSQL as the driver last observed it. */
@@ -107,6 +118,10 @@ struct elect_pg {
     bool following_leader; /* standby: configured to stream from the current leader */
     int64_t lsn;           /* last known WAL position (kept while it is down), bytes */
     uint64_t sysid;        /* data_dir's system identifier (0: unknown) */
+    bool was_primary;      /* stopped, and the control file says a primary ran on it last
+                              (shut down, or crashed in production) */
+    bool behind_timeline;  /* standby: the leader is on a later timeline than ours (the
+                              divergence point must be checked once) */
 };
 
 /* What etcd says, as far as the driver knows (its watch cache plus its own writes). */
@@ -126,9 +141,29 @@ struct elect_view {
     uint64_t initialize_sysid; /* ... that one (0: unknown) */
     bool has_optime;           /* `status` gives the last leader's WAL position */
     int64_t optime;
-    bool leader_conn;     /* the leader's member key gives its PostgreSQL address */
-    int64_t peer_max_lsn; /* highest xlog_location of the other running, failover-eligible
-                             replicas (-1: none) */
+    bool leader_conn;      /* the leader's member key gives its PostgreSQL address */
+    int64_t peer_max_lsn;  /* highest xlog_location of the other running, failover-eligible
+                              replicas (-1: none); in sync mode only the `sync` members count */
+    int64_t peer_max_prio; /* highest failover_priority among those at peer_max_lsn */
+    /* dynamic config */
+    bool paused;    /* `config` pause: no automatic failover, start, stop or promotion */
+    bool sync_mode; /* synchronous_mode */
+    /* the `failover` key (switchover or manual failover) */
+    bool has_failover;
+    char failover_leader[DCS_NAME_MAX];    /* "" = any leader */
+    char failover_candidate[DCS_NAME_MAX]; /* "" = any candidate */
+    bool failover_due;                     /* not scheduled, or its time has come */
+    bool failover_stale;                   /* scheduled, and missed by more than 1.5 loop_wait */
+    bool candidate_ok; /* the candidate (with none named: some other member) is a running,
+                          failover-eligible replica within the lag limit (in `sync` in sync
+                          mode) */
+    /* the `sync` key */
+    bool sync_restricts; /* sync mode and a non-empty `sync`: only its members may promote */
+    bool sync_member;    /* this node is sync.leader or one of sync.sync_standby */
+    bool sync_key_mine;  /* sync.leader is this node */
+    bool sync_ok;        /* leader: `sync` and synchronous_standby_names are as wanted (or both
+                            cleared outside sync mode) */
+    bool params_ok;      /* the dynamic postgresql.parameters are the ones applied */
     struct elect_pg pg;
 };
 
@@ -149,10 +184,17 @@ struct elect_local {
     enum elect_fence_reason fence_reason;  /* why the last FENCE happened (for logs) */
     bool noted;                            /* noted_leader is meaningful */
     char noted_leader[DCS_NAME_MAX];       /* "" = no leader */
-    bool init_won;             /* we won `initialize`: bootstrapping (or bootstrapped) */
-    bool demote_pending;       /* fenced or stepped down: the primary must become a standby */
-    uint64_t pg_next_ms;       /* a failed PostgreSQL action is retried no earlier than this */
-    uint64_t no_race_until_ms; /* released on a PostgreSQL crash: let the replicas win */
+    bool init_won;                /* we won `initialize`: bootstrapping (or bootstrapped) */
+    bool demote_pending;          /* fenced or stepped down: the primary must become a standby */
+    uint64_t pg_next_ms;          /* a failed PostgreSQL action is retried no earlier than this */
+    uint64_t no_race_until_ms;    /* released on a PostgreSQL crash: let the replicas win */
+    bool rejoin_check;            /* our data may have diverged from the leader's timeline (we were
+                                     primary, or started a former primary as a standby): check
+                                     before following a leader */
+    uint64_t leaderless_since_ms; /* when the leader key was last seen to go */
+    uint64_t rejoin_next_ms;      /* a failed rejoin is retried no earlier than this */
+    uint64_t rejoin_wait_ms;      /* released voluntarily: keep PostgreSQL down until a new leader
+                                     shows up (or this time passes) */
 };
 
 /* The outcome of the action the driver performed. */

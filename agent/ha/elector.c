@@ -180,37 +180,79 @@ bool elector_parse_conn_url(const char *url, char *host, size_t cap, uint16_t *p
     return true;
 }
 
+/* members/<name> decoded into m (false if absent or unreadable). */
+static bool member_of(struct elector *e, const char *name, struct dcs_member *m)
+{
+    char key[DCS_KEY_MAX];
+    if (dcs_key_path(&e->keys, DCS_KEY_MEMBER, name, key, sizeof(key)) < 0)
+        return false;
+    const struct kvc_entry *en = kvc_get(&e->cache, key);
+    return en && dcs_member_decode(en->value, en->value_len, name, m, NULL);
+}
+
+/* Running replicas for the read-only port, with their lag behind `top` (-1: unknown). */
+static void route_replicas(struct elector *e, struct msg_route *r, int64_t top,
+                           struct dcs_member *m)
+{
+    size_t pos = 0, plen = strlen(e->k_members);
+    const struct kvc_entry *en;
+    while (r->n_replicas < MSG_ROUTE_REPLICAS_MAX &&
+           (en = kvc_next_prefix(&e->cache, e->k_members, &pos)) != NULL) {
+        const char *name = en->key + plen;
+        struct msg_route_replica *rep = &r->replicas[r->n_replicas];
+        if (!dcs_member_decode(en->value, en->value_len, name, m, NULL) ||
+            m->role != DCS_ROLE_REPLICA || m->state != DCS_STATE_RUNNING ||
+            !elector_parse_conn_url(m->conn_url, rep->host, sizeof(rep->host), &rep->port))
+            continue;
+        snprintf(rep->name, sizeof(rep->name), "%s", name);
+        rep->lag_bytes = top >= 0 && m->has_xlog_location
+                             ? (m->xlog_location < top ? top - m->xlog_location : 0)
+                             : -1;
+        r->n_replicas++;
+    }
+}
+
+/* The forwarder's table. The leader is routed to only once its PostgreSQL accepts writes (its
+ * own observation, or on other nodes its member key: running primary), so that a client held
+ * during a failover never lands on a server still in recovery. */
 static void wanted_route(struct elector *e, const struct elect_view *v, struct msg_route *r)
 {
     const struct elect_local *l = &e->local;
     memset(r, 0, sizeof(*r));
-    if (l->state == ELECT_LEADER) {
-        r->has_leader = 1;
-        r->is_self = 1;
-        r->term = l->term;
-        r->expiry_boot_ms = l->deadline_ms;
-        snprintf(r->leader, sizeof(r->leader), "%s", e->ec.name);
-        snprintf(r->host, sizeof(r->host), "%s", e->cfg.postgresql.connect_address.host);
-        r->port = e->cfg.postgresql.connect_address.port;
-        return;
-    }
-    /* A follower routes to the leader it sees for as long as its own lease is alive; never
-     * to itself (a key with our name and no leadership is a stale one). */
     bool alive = l->lease_id != 0 && clock_boot_ms() < l->deadline_ms;
-    if (!v->has_leader || !alive || strcmp(v->leader, e->ec.name) == 0)
+    int64_t top = -1;
+    struct dcs_member *m = malloc(sizeof(*m));
+    if (!m)
         return;
-    r->has_leader = 1;
-    r->term = v->leader_create_rev;
-    r->expiry_boot_ms = l->deadline_ms;
-    snprintf(r->leader, sizeof(r->leader), "%s", v->leader);
-    char key[DCS_KEY_MAX];
-    if (dcs_key_path(&e->keys, DCS_KEY_MEMBER, v->leader, key, sizeof(key)) < 0)
-        return;
-    const struct kvc_entry *m = kvc_get(&e->cache, key);
-    struct dcs_member *mem = m ? malloc(sizeof(*mem)) : NULL;
-    if (mem && dcs_member_decode(m->value, m->value_len, v->leader, mem, NULL))
-        elector_parse_conn_url(mem->conn_url, r->host, sizeof(r->host), &r->port);
-    free(mem);
+    if (l->state == ELECT_LEADER) {
+        top = e->manage_pg ? e->pgv.lsn : -1;
+        if (!e->manage_pg || (e->pgv.ready && !e->pgv.in_recovery)) {
+            r->has_leader = 1;
+            r->is_self = 1;
+            r->term = l->term;
+            r->expiry_boot_ms = l->deadline_ms;
+            snprintf(r->leader, sizeof(r->leader), "%s", e->ec.name);
+            snprintf(r->host, sizeof(r->host), "%s", e->cfg.postgresql.connect_address.host);
+            r->port = e->cfg.postgresql.connect_address.port;
+        }
+    } else if (alive && v->has_leader && strcmp(v->leader, e->ec.name) != 0 &&
+               member_of(e, v->leader, m)) {
+        /* A follower routes to the leader it sees for as long as its own lease is alive;
+         * never to itself (a key with our name and no leadership is a stale one). */
+        top = m->has_xlog_location ? m->xlog_location : -1;
+        if (!e->manage_pg || (m->role == DCS_ROLE_PRIMARY && m->state == DCS_STATE_RUNNING)) {
+            r->has_leader = 1;
+            r->term = v->leader_create_rev;
+            r->expiry_boot_ms = l->deadline_ms;
+            snprintf(r->leader, sizeof(r->leader), "%s", v->leader);
+            elector_parse_conn_url(m->conn_url, r->host, sizeof(r->host), &r->port);
+        }
+    }
+    if (alive && l->state != ELECT_FENCED)
+        route_replicas(e, r, top, m);
+    if (r->n_replicas > 0 && !r->has_leader)
+        r->expiry_boot_ms = l->deadline_ms;
+    free(m);
 }
 
 /* Sends MSG_ROUTE when the route (or its expiry) changed, MSG_LEASE after each renewal while
@@ -414,7 +456,8 @@ static bool set_config(struct elector *e, const struct pgw_config *cfg)
 {
     e->cfg = *cfg;
     snprintf(e->ec.name, sizeof(e->ec.name), "%s", cfg->node.name);
-    e->ec.nofailover = cfg->ha.nofailover;
+    e->ec.nofailover = cfg->ha.nofailover || cfg->ha.failover_priority <= 0;
+    e->ec.priority = cfg->ha.failover_priority;
     e->ec.max_lag = (int64_t)cfg->ha.maximum_lag_on_failover;
     e->ec.manage_pg = e->manage_pg = cfg->ha.manage_postgresql;
     e->dyn_checked = false; /* re-derive the timings */
@@ -520,12 +563,17 @@ void elector_shutdown(struct elector *e)
         return;
     etcd_watch_free(e->watch);
     e->watch = NULL;
+    if (e->manage_pg && elector_paused(e)) {
+        /* Maintenance mode: PostgreSQL keeps running and the lease expires by itself, so an
+         * agent started again within the TTL takes its key back without any change. */
+        log_info("paused: leaving postgresql running and the leader key to expire", "state=%s",
+                 elect_state_name(e->local.state));
+        return;
+    }
     if (e->manage_pg) {
-        /* Before the key goes: no write may land after another node could promote. */
-        struct pg_stop_result sr;
-        struct pg_error err;
-        if (pg_stop(&e->pg, PG_STOP_FAST, 30000, true, &sr, &err) == 0 && sr.was_running)
-            log_info("postgresql stopped", "mode=%s", pg_stop_mode_name(sr.mode_used));
+        /* Before the key goes: no write may land after another node could promote. The
+         * leader hands over: `status` tells the replicas where its WAL ends. */
+        elector_handover_stop(e);
     }
     e->local.shutdown = true;
     step(e);

@@ -8,12 +8,17 @@
 
 #include "agent/dcs/dyncfg.h"
 #include "agent/dcs/keys.h"
+#include "agent/dcs/values.h"
 #include "agent/ha/election.h"
 #include "agent/ha/elector.h"
 #include "agent/ha/kvcache.h"
 #include "agent/msgtypes.h"
 #include "agent/pg/pg.h"
 #include "agent/settings.h"
+
+#include <jansson.h>
+
+enum { PG_SSN_MAX = 2048, PG_PARAMS_MAX = 128, PG_PARAMS_BUF = 16384 };
 
 struct etcd_client;
 struct etcd_watch;
@@ -76,6 +81,27 @@ struct elector {
     char slot[PG_SLOT_NAME_MAX]; /* our slot on the leader */
     char k_initialize[DCS_KEY_MAX];
     char k_history[DCS_KEY_MAX];
+    char k_sync[DCS_KEY_MAX];
+    char k_failover[DCS_KEY_MAX];
+
+    /* dynamic postgresql.parameters (elector_pg.c) */
+    struct pg_param params[PG_PARAMS_MAX]; /* rebuilt by elector_make_conf from `config` */
+    char params_buf[PG_PARAMS_BUF];        /* their text */
+    char *params_applied;        /* compact JSON of the parameters last written, NULL: none yet */
+    bool pending_restart;        /* PostgreSQL reports a parameter that needs a restart */
+    bool start_cancelled;        /* a pg_ctl start was cut short by SIGTERM */
+    uint32_t checked_leader_tli; /* leader timeline our standby was last verified against */
+    char checked_leader[DCS_NAME_MAX];
+
+    /* synchronous replication (elector_sync.c) */
+    char ssn[PG_SSN_MAX]; /* synchronous_standby_names we configured (primary) */
+    struct elector_sync_plan {
+        bool valid;                              /* computed from pg_stat_replication */
+        size_t npicked, nconfirmed;              /* picked: wanted sync standbys */
+        char picked[DCS_SYNC_MAX][DCS_NAME_MAX]; /* confirmed: PostgreSQL reports them sync */
+        char confirmed[DCS_SYNC_MAX][DCS_NAME_MAX];
+        char ssn[PG_SSN_MAX]; /* wanted synchronous_standby_names */
+    } sync;
 
     bool route_sent;
     struct msg_route route;
@@ -112,6 +138,41 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
 /* Fills role/state/xlog_location/timeline of our member value. */
 struct dcs_member;
 void elector_pg_member(const struct elector *e, struct dcs_member *m);
+/* The dynamic config's pause and synchronous_mode (false without a config key). */
+bool elector_paused(const struct elector *e);
+bool elector_sync_mode(const struct elector *e);
+/* The primary's configuration (synchronous_standby_names and the dynamic parameters). */
+void elector_make_conf(struct elector *e, struct pg_conf *c, bool standby, const char *host,
+                       uint16_t port);
+/* A PostgreSQL role change as an event row and a log line already written by the caller. */
+void elector_pg_event(struct elector *e, const char *what);
+/* The leader's PostgreSQL address (and timeline when published) from its member key. */
+bool elector_leader_address(struct elector *e, const char *leader, char *host, size_t cap,
+                            uint16_t *port, uint32_t *timeline);
+/* Starts (stop_first: restarts) PostgreSQL as a standby of the leader in v (none: read-only). */
+int elector_start_standby(struct elector *e, const struct elect_view *v, bool stop_first);
+
+/* The dynamic parameters in `config` are the ones last applied. */
+bool elector_params_ok(struct elector *e);
+
+/* ---- elector_peers.c: the view's failover, sync and peer fields from the cache ---- */
+void elector_peers_view(struct elector *e, struct elect_view *v);
+
+/* ---- elector_sync.c: synchronous replication on the leader ---- */
+/* Re-plans from pg_stat_replication (primary and sync mode only; else clears the plan). */
+void elector_sync_observe(struct elector *e);
+/* The plan is carried out: `sync` and synchronous_standby_names as wanted. */
+bool elector_sync_ok(struct elector *e, const struct elect_view *v);
+int elector_sync_perform(struct elector *e, const struct elect_view *v);
+
+/* ---- elector_handover.c: switchover, clearing `failover`, rejoin, handover at shutdown ---- */
+int elector_switchover(struct elector *e, const struct elect_view *v, struct elect_result *r);
+bool elector_clear_failover(struct elector *e, const struct elect_view *v);
+int elector_rejoin(struct elector *e, const struct elect_view *v);
+/* SIGTERM on the leader: checkpoint, fast stop, `status` = the shutdown checkpoint (the key is
+ * then released by the step). Paused: nothing (PostgreSQL keeps running). */
+void elector_handover_stop(struct elector *e);
+
 /* elector_io.c: voluntary release of the leader key (value and lease ours). */
 bool elector_release_key(struct elector *e, const struct elect_decision *d, struct elect_result *r);
 

@@ -49,6 +49,11 @@ bool elector_build_values(struct elector *e)
         m->tags.nofailover = true;
         m->tags.nofailover_set = true;
     }
+    m->tags.nosync = c->ha.nosync;
+    if (c->ha.failover_priority != 1) {
+        m->tags.has_failover_priority = true;
+        m->tags.failover_priority = c->ha.failover_priority;
+    }
     size_t len = 0;
     char *value = dcs_member_encode(m, &len, &err);
     if (!value) {
@@ -376,11 +381,14 @@ bool elector_perform(struct elector *e, const struct elect_decision *d, const st
     bool ok = true;
     memset(r, 0, sizeof(*r));
     switch (d->action) {
+    case ELECT_ACT_NOTE_LEADER:
+        e->pg_obs_force = true; /* the race that may follow needs a fresh WAL position */
+        r->ok = true;
+        return true;
     case ELECT_ACT_NONE:
     case ELECT_ACT_FENCE:
     case ELECT_ACT_STEP_DOWN:
     case ELECT_ACT_ADOPT:
-    case ELECT_ACT_NOTE_LEADER:
         r->ok = true;
         return true;
     case ELECT_ACT_RELEASE:
@@ -423,7 +431,12 @@ bool elector_perform(struct elector *e, const struct elect_decision *d, const st
     case ELECT_ACT_PG_START_STANDBY:
     case ELECT_ACT_PG_FOLLOW:
     case ELECT_ACT_PG_SLOTS:
-        ok = elector_pg_perform(e, d, v, r);
+    case ELECT_ACT_PG_SWITCHOVER:
+    case ELECT_ACT_PG_REJOIN:
+    case ELECT_ACT_SYNC:
+    case ELECT_ACT_PG_RECONFIGURE:
+    case ELECT_ACT_CLEAR_FAILOVER:
+        ok = past_deadline(e) ? true : elector_pg_perform(e, d, v, r);
         break;
     }
     if (ok && r->ok)

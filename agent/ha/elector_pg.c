@@ -14,11 +14,13 @@
 #include "agent/store.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/loop.h"
 
 #define LOG_MODULE "ha"
 
 enum {
     START_TIMEOUT_MS = 60000,
+    STANDBY_START_WAIT_MS = 5000, /* a standby may need the leader's WAL to become ready */
     STOP_TIMEOUT_MS = 30000,
     PROMOTE_TIMEOUT_MS = 30000,
     FOLLOW_TIMEOUT_MS = 10000,
@@ -27,8 +29,7 @@ enum {
 
 static void on_postmaster_exit(struct pg_watch *w, pid_t pid, void *arg);
 
-/* A PostgreSQL role change as an event row (logged already where it happened). */
-static void pg_event(struct elector *e, const char *what)
+void elector_pg_event(struct elector *e, const char *what)
 {
     char detail[128];
     snprintf(detail, sizeof(detail), "{\"event\":\"%s\"}", what);
@@ -47,16 +48,21 @@ bool elector_pg_init(struct elector *e)
         return false; /* logged by pg_instance_init; a valid member name always makes a slot */
     if (dcs_key_path(&e->keys, DCS_KEY_INITIALIZE, NULL, e->k_initialize, sizeof(e->k_initialize)) <
             0 ||
-        dcs_key_path(&e->keys, DCS_KEY_HISTORY, NULL, e->k_history, sizeof(e->k_history)) < 0) {
+        dcs_key_path(&e->keys, DCS_KEY_HISTORY, NULL, e->k_history, sizeof(e->k_history)) < 0 ||
+        dcs_key_path(&e->keys, DCS_KEY_SYNC, NULL, e->k_sync, sizeof(e->k_sync)) < 0 ||
+        dcs_key_path(&e->keys, DCS_KEY_FAILOVER, NULL, e->k_failover, sizeof(e->k_failover)) < 0) {
         log_error("cannot build the etcd keys");
         return false;
     }
+    e->pg.cancel_fd = loop_signal_fd(e->loop); /* SIGTERM interrupts pg_ctl, pg_rewind... */
     e->pg_obs_force = true;
     return true;
 }
 
 void elector_pg_free(struct elector *e)
 {
+    free(e->params_applied);
+    e->params_applied = NULL;
     pg_watch_stop(e->pm_watch);
     e->pm_watch = NULL;
 }
@@ -146,6 +152,12 @@ void elector_pg_observe(struct elector *e)
         struct pg_status st;
         if (pg_status_query(&e->pg, &st, NULL) == 0) {
             p.ready = true;
+            if (st.pending_restart != e->pending_restart) {
+                log_info(st.pending_restart ? "a changed parameter needs a restart"
+                                            : "no parameter waits for a restart");
+                e->pending_restart = st.pending_restart;
+                elector_build_values(e);
+            }
             p.in_recovery = st.in_recovery;
             p.lsn = (int64_t)st.wal_lsn;
             e->sysid = st.system_id;
@@ -154,13 +166,21 @@ void elector_pg_observe(struct elector *e)
         }
     }
     struct pg_controldata cd;
-    if (p.datadir_ok && !p.ready && pg_controldata_read(&e->pg, &cd, NULL) == 0)
+    if (p.datadir_ok && !p.ready && pg_controldata_read(&e->pg, &cd, NULL) == 0) {
         p.sysid = cd.system_id;
+        p.was_primary =
+            !p.running && (cd.state == PG_STATE_SHUT_DOWN || cd.state == PG_STATE_IN_PRODUCTION ||
+                           cd.state == PG_STATE_SHUTTING_DOWN);
+    }
     if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER) {
         char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
         size_t na, nb;
         p.slots_ok = slots_compare(e, a, &na, b, &nb, SLOTS_MAX) && na == 0 && nb == 0;
     }
+    if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER)
+        elector_sync_observe(e);
+    else
+        e->sync.valid = false;
     if (memcmp(&p, &e->pgv, sizeof(p)) != 0) {
         if (p.running != e->pgv.running || p.in_recovery != e->pgv.in_recovery ||
             p.ready != e->pgv.ready)
@@ -189,6 +209,18 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
         if (p->in_recovery)
             snprintf(m->replication_state, sizeof(m->replication_state), "streaming");
     }
+    m->pending_restart = e->pending_restart && p->ready;
+    m->pause = elector_paused(e);
+}
+
+bool elector_paused(const struct elector *e)
+{
+    return e->dyn_present && e->dyn.pause;
+}
+
+bool elector_sync_mode(const struct elector *e)
+{
+    return e->dyn_present && e->dyn.synchronous_mode == DCS_SYNC_ON;
 }
 
 /* Logs (once per mismatch) that data_dir belongs to another cluster, and records an event. */
@@ -220,9 +252,8 @@ static void note_foreign(struct elector *e, const struct elect_view *v)
         log_warn("cannot record an event", "kind=postgresql event=\"foreign data directory\"");
 }
 
-/* The leader's PostgreSQL address from its member key. */
-static bool leader_address(struct elector *e, const char *leader, char *host, size_t cap,
-                           uint16_t *port)
+bool elector_leader_address(struct elector *e, const char *leader, char *host, size_t cap,
+                            uint16_t *port, uint32_t *timeline)
 {
     char key[DCS_KEY_MAX];
     if (dcs_key_path(&e->keys, DCS_KEY_MEMBER, leader, key, sizeof(key)) < 0)
@@ -231,6 +262,8 @@ static bool leader_address(struct elector *e, const char *leader, char *host, si
     struct dcs_member *m = en ? malloc(sizeof(*m)) : NULL;
     bool ok = m && dcs_member_decode(en->value, en->value_len, leader, m, NULL) &&
               elector_parse_conn_url(m->conn_url, host, cap, port);
+    if (timeline)
+        *timeline = ok && m->has_timeline && m->timeline > 0 ? (uint32_t)m->timeline : 0;
     free(m);
     return ok;
 }
@@ -260,33 +293,93 @@ void elector_pg_view(struct elector *e, struct elect_view *v)
     if (v->has_leader && strcmp(v->leader, e->ec.name) != 0) {
         char host[PG_HOST_MAX];
         uint16_t port = 0;
-        v->leader_conn = leader_address(e, v->leader, host, sizeof(host), &port);
+        v->leader_conn = elector_leader_address(e, v->leader, host, sizeof(host), &port, NULL);
         v->pg.following_leader = v->leader_conn && strcmp(e->upstream, v->leader) == 0 &&
                                  strcmp(e->upstream_host, host) == 0 && e->upstream_port == port;
     }
-    struct dcs_member *m = malloc(sizeof(*m));
-    size_t pos = 0, plen = strlen(e->k_members);
-    while (m && (en = kvc_next_prefix(&e->cache, e->k_members, &pos)) != NULL) {
-        const char *name = en->key + plen;
-        if (strcmp(name, e->ec.name) == 0 ||
-            !dcs_member_decode(en->value, en->value_len, name, m, NULL))
-            continue;
-        if (m->state == DCS_STATE_RUNNING && m->role == DCS_ROLE_REPLICA &&
-            !dcs_tags_nofailover(&m->tags) && m->has_xlog_location &&
-            m->xlog_location > v->peer_max_lsn)
-            v->peer_max_lsn = m->xlog_location;
-    }
-    free(m);
+    elector_peers_view(e, v);
 }
 
 /* ---- actions ---- */
 
-static void make_conf(struct elector *e, struct pg_conf *c, bool standby, const char *host,
-                      uint16_t port)
+/* One dynamic parameter's value as postgresql.conf text (booleans as on/off). */
+static bool param_text(json_t *v, char *out, size_t cap)
+{
+    int n;
+    if (json_is_string(v))
+        n = snprintf(out, cap, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        n = snprintf(out, cap, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        n = snprintf(out, cap, "%.17g", json_real_value(v));
+    else if (json_is_boolean(v))
+        n = snprintf(out, cap, "%s", json_is_true(v) ? "on" : "off");
+    else
+        return false;
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* The `config` postgresql.parameters object (borrowed), or NULL. */
+static json_t *dyn_params(const struct elector *e)
+{
+    if (!e->dyn_present || !e->dyn.raw)
+        return NULL;
+    json_t *pg = json_object_get(e->dyn.raw, "postgresql");
+    json_t *params = pg ? json_object_get(pg, "parameters") : NULL;
+    return json_is_object(params) ? params : NULL;
+}
+
+/* Fills e->params from `config` (values that are not scalars are skipped, logged once per
+ * config revision by the caller's reconfigure). Returns the count. */
+static size_t build_params(struct elector *e)
+{
+    json_t *params = dyn_params(e);
+    size_t n = 0, used = 0;
+    const char *name;
+    json_t *val;
+    if (!params)
+        return 0;
+    json_object_foreach(params, name, val)
+    {
+        char text[1024];
+        size_t nl = strlen(name) + 1, tl;
+        if (n >= PG_PARAMS_MAX || !param_text(val, text, sizeof(text)))
+            continue;
+        tl = strlen(text) + 1;
+        if (used + nl + tl > sizeof(e->params_buf))
+            break;
+        memcpy(e->params_buf + used, name, nl);
+        e->params[n].name = e->params_buf + used;
+        used += nl;
+        memcpy(e->params_buf + used, text, tl);
+        e->params[n].value = e->params_buf + used;
+        used += tl;
+        n++;
+    }
+    return n;
+}
+
+/* Compact JSON of the wanted parameters ("{}" without any); malloc'd, NULL on failure. */
+static char *params_wanted(const struct elector *e)
+{
+    json_t *params = dyn_params(e);
+    return params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+}
+
+void elector_make_conf(struct elector *e, struct pg_conf *c, bool standby, const char *host,
+                       uint16_t port)
 {
     memset(c, 0, sizeof(*c));
     c->hot_standby_feedback = true;
     c->standby = standby;
+    c->params = e->params;
+    c->nparams = build_params(e);
+    c->sync_standby_names = standby ? "" : e->ssn;
+    char *want = params_wanted(e); /* what this configuration carries */
+    if (want) {
+        free(e->params_applied);
+        e->params_applied = want;
+    }
     if (standby && host && host[0]) {
         c->upstream_host = host;
         c->upstream_port = port;
@@ -302,7 +395,7 @@ static void standby_target(struct elector *e, const struct elect_view *v, char *
     *port = 0;
     e->upstream[0] = '\0';
     if (v->has_leader && strcmp(v->leader, e->ec.name) != 0 &&
-        leader_address(e, v->leader, host, cap, port))
+        elector_leader_address(e, v->leader, host, cap, port, NULL))
         snprintf(e->upstream, sizeof(e->upstream), "%s", v->leader);
     else
         host[0] = '\0';
@@ -310,7 +403,7 @@ static void standby_target(struct elector *e, const struct elect_view *v, char *
     e->upstream_port = *port;
 }
 
-static int start_standby(struct elector *e, const struct elect_view *v, bool stop_first)
+int elector_start_standby(struct elector *e, const struct elect_view *v, bool stop_first)
 {
     struct pg_error err;
     char host[PG_HOST_MAX];
@@ -322,11 +415,22 @@ static int start_standby(struct elector *e, const struct elect_view *v, bool sto
         rc = pg_stop(&e->pg, PG_STOP_FAST, STOP_TIMEOUT_MS, true, &sr, &err);
     }
     standby_target(e, v, host, sizeof(host), &port);
-    make_conf(e, &c, true, host, port);
+    elector_make_conf(e, &c, true, host, port);
     if (rc == 0)
         rc = pg_conf_apply(&e->pg, &c, &err);
     if (rc == 0)
-        rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
+        rc = pg_start(&e->pg, STANDBY_START_WAIT_MS, NULL, &err);
+    struct pg_postmaster pm;
+    if (rc == -ECANCELED)
+        e->start_cancelled = true; /* the postmaster may be starting: stopped at shutdown */
+    if (rc != 0 && rc != -EALREADY && !e->start_cancelled &&
+        pg_postmaster_find(&e->pg, &pm, NULL) == 0) {
+        /* Not consistent yet (it needs WAL from the leader): it goes on recovering while the
+         * HA loop goes on; the observation shows when it is ready. */
+        log_info("postgresql started as a standby, still recovering", "pid=%d upstream=%s",
+                 (int)pm.pid, host[0] ? e->upstream : "none");
+        return 0;
+    }
     if (rc == -EALREADY)
         rc = 0;
     if (rc == 0)
@@ -338,7 +442,7 @@ static int start_primary(struct elector *e)
 {
     struct pg_error err;
     struct pg_conf c;
-    make_conf(e, &c, false, NULL, 0);
+    elector_make_conf(e, &c, false, NULL, 0);
     int rc = pg_conf_apply(&e->pg, &c, &err);
     if (rc == 0)
         rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
@@ -355,7 +459,7 @@ static int bootstrap(struct elector *e)
     struct pg_error err;
     struct pg_conf c;
     const struct pg_initdb_opts o = {0};
-    make_conf(e, &c, false, NULL, 0);
+    elector_make_conf(e, &c, false, NULL, 0);
     log_info("bootstrapping a new cluster", "data_dir=%s", e->pg.data_dir);
     int rc = pg_initdb(&e->pg, &o, &c, &err);
     if (rc == 0)
@@ -364,7 +468,7 @@ static int bootstrap(struct elector *e)
         rc = pg_roles_setup(&e->pg, &err);
     if (rc == 0) {
         log_info("cluster bootstrapped");
-        pg_event(e, "bootstrapped");
+        elector_pg_event(e, "bootstrapped");
     }
     return rc;
 }
@@ -378,7 +482,7 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
     standby_target(e, v, host, sizeof(host), &port);
     if (!host[0])
         return -EAGAIN;
-    make_conf(e, &c, true, host, port);
+    elector_make_conf(e, &c, true, host, port);
     const struct pg_clone_opts o = {.host = host, .port = port, .slot = e->slot};
     log_info("cloning the leader", "leader=%s slot=%s", v->leader, e->slot);
     int rc = pg_clone(&e->pg, &o, &c, &err);
@@ -386,7 +490,7 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
         rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
     if (rc == 0) {
         log_info("replica created", "leader=%s", v->leader);
-        pg_event(e, "replica created");
+        elector_pg_event(e, "replica created");
     }
     return rc;
 }
@@ -398,7 +502,7 @@ static int follow(struct elector *e, const struct elect_view *v)
     uint16_t port;
     struct pg_conf c;
     standby_target(e, v, host, sizeof(host), &port);
-    make_conf(e, &c, true, host, port);
+    elector_make_conf(e, &c, true, host, port);
     int rc = pg_follow(&e->pg, &c, FOLLOW_TIMEOUT_MS, &err);
     if (rc == 0)
         log_info("following the leader", "leader=%s", e->upstream);
@@ -471,9 +575,12 @@ static int promote(struct elector *e)
         rc = 0;
     if (rc != 0)
         return rc;
+    /* Strict synchronous mode: no commit returns before a standby has it (Patroni's '*'). */
+    snprintf(e->ssn, sizeof(e->ssn), "%s",
+             elector_sync_mode(e) && e->dyn.synchronous_mode_strict ? "*" : "");
     struct pg_conf c;
-    make_conf(e, &c, false, NULL, 0);
-    if (pg_conf_apply(&e->pg, &c, &err) < 0)
+    elector_make_conf(e, &c, false, NULL, 0);
+    if (pg_conf_apply(&e->pg, &c, &err) < 0 || pg_reload(&e->pg, FOLLOW_TIMEOUT_MS, &err) < 0)
         log_warn("promoted, but cannot rewrite the configuration as a primary");
     e->upstream[0] = '\0';
     /* The switch is from the timeline before the new one (the observed one may be stale). */
@@ -481,7 +588,7 @@ static int promote(struct elector *e)
     if (pg_status_query(&e->pg, &st, NULL) == 0 && st.timeline > 1)
         old_tli = st.timeline - 1;
     log_info("promoted", "previous_timeline=%u lsn=%lld", old_tli, (long long)lsn);
-    pg_event(e, "promoted");
+    elector_pg_event(e, "promoted");
     if (old_tli > 0)
         write_history(e, old_tli, lsn);
     return 0;
@@ -526,6 +633,39 @@ static bool write_initialize(struct elector *e, struct elect_result *r)
     return true;
 }
 
+/* The dynamic parameters changed: rewrite the configuration for the current role, reload. */
+static int reconfigure(struct elector *e, const struct elect_view *v)
+{
+    struct pg_error err;
+    struct pg_conf c;
+    char *want = params_wanted(e);
+    if (!want)
+        return -ENOMEM;
+    if (v->pg.in_recovery)
+        elector_make_conf(e, &c, true, e->upstream_host, e->upstream_port);
+    else
+        elector_make_conf(e, &c, false, NULL, 0);
+    int rc = pg_conf_apply(&e->pg, &c, &err);
+    if (rc == 0)
+        rc = pg_reload(&e->pg, FOLLOW_TIMEOUT_MS, &err);
+    if (rc == 0) {
+        log_info("dynamic parameters applied", "parameters=%s", want);
+        free(e->params_applied);
+        e->params_applied = want;
+        return 0;
+    }
+    free(want);
+    return rc;
+}
+
+bool elector_params_ok(struct elector *e)
+{
+    char *want = params_wanted(e);
+    bool ok = want && e->params_applied && strcmp(want, e->params_applied) == 0;
+    free(want);
+    return ok;
+}
+
 bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
                         const struct elect_view *v, struct elect_result *r)
 {
@@ -540,15 +680,34 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
         log_warn("postgresql is down on the leader and a replica is caught up: releasing the "
                  "leader key",
                  "peer_lsn=%lld optime=%lld", (long long)v->peer_max_lsn, (long long)v->optime);
-        pg_event(e, "crashed on the leader; key released");
+        elector_pg_event(e, "crashed on the leader; key released");
         return elector_release_key(e, d, r);
-    case ELECT_ACT_PG_DEMOTE:
-        log_warn("demoting postgresql", "reason=%s",
-                 e->local.state == ELECT_FENCED ? "fenced" : "not the leader");
-        rc = start_standby(e, v, true);
+    case ELECT_ACT_PG_DEMOTE: {
+        struct pg_stop_result sr;
+        struct pg_error err;
+        log_warn("demoting postgresql: stopping it; it follows the next leader once checked",
+                 "reason=%s", e->local.state == ELECT_FENCED ? "fenced" : "not the leader");
+        rc = pg_stop(&e->pg, PG_STOP_FAST, STOP_TIMEOUT_MS, true, &sr, &err);
+        e->ssn[0] = '\0';
         if (rc == 0)
-            pg_event(e, "demoted");
+            elector_pg_event(e, "demoted");
         break;
+    }
+    case ELECT_ACT_PG_SWITCHOVER:
+        rc = elector_switchover(e, v, r);
+        break;
+    case ELECT_ACT_PG_REJOIN:
+        rc = elector_rejoin(e, v);
+        break;
+    case ELECT_ACT_SYNC:
+        rc = elector_sync_perform(e, v);
+        break;
+    case ELECT_ACT_PG_RECONFIGURE:
+        rc = reconfigure(e, v);
+        break;
+    case ELECT_ACT_CLEAR_FAILOVER:
+        r->ok = elector_clear_failover(e, v);
+        return r->ok;
     case ELECT_ACT_PG_BOOTSTRAP:
         rc = bootstrap(e);
         break;
@@ -563,7 +722,7 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
         rc = promote(e);
         break;
     case ELECT_ACT_PG_START_STANDBY:
-        rc = start_standby(e, v, false);
+        rc = elector_start_standby(e, v, false);
         break;
     case ELECT_ACT_PG_FOLLOW:
         rc = follow(e, v);

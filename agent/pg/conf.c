@@ -204,6 +204,29 @@ int pg_slot_name_from_member(const char *member, char out[PG_SLOT_NAME_MAX])
     return 0;
 }
 
+int pg_sync_names_render(const char *const *names, size_t n, char *out, size_t cap)
+{
+    if (cap == 0)
+        return -ENOSPC;
+    struct sb b = {.buf = out, .cap = cap};
+    out[0] = '\0';
+    if (n == 0)
+        return 0;
+    sb_add(&b, "%zu (", n);
+    for (size_t i = 0; i < n; i++) {
+        sb_add(&b, "%s\"", i ? "," : "");
+        for (const char *p = names[i]; *p; p++) {
+            if (*p == '"')
+                sb_add(&b, "\"\"");
+            else
+                sb_add(&b, "%c", *p);
+        }
+        sb_add(&b, "\"");
+    }
+    sb_add(&b, ")");
+    return b.overflow ? -ENOSPC : 0;
+}
+
 /* ---- postgresql.pgwarden.conf ---- */
 
 static const char *const protected_params[] = {
@@ -223,6 +246,7 @@ static const char *const protected_params[] = {
     "primary_slot_name",
     "hot_standby",
     "recovery_target_timeline",
+    "synchronous_standby_names",
 };
 
 static bool param_name_ok(const char *s)
@@ -304,6 +328,11 @@ int pg_conf_render(const struct pg_instance *pg, const struct pg_conf *conf, cha
         }
         rc = conf_kv(&b, p->name, p->value, err);
     }
+
+    sb_add(&b, "\n# synchronous replication\n");
+    if (rc == 0)
+        rc = conf_kv(&b, "synchronous_standby_names",
+                     conf->sync_standby_names ? conf->sync_standby_names : "", err);
 
     sb_add(&b, "\n# recovery\n");
     const char *slot = conf->slot && conf->slot[0] ? conf->slot : "";

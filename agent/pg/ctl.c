@@ -232,7 +232,7 @@ static int start_with(const struct pg_instance *pg, int timeout_ms, const char *
     struct pg_error run_err;
     rc = pgi_run(pg, step, argv, NULL, NULL, tool_deadline(timeout_ms), true, &r, &run_err);
     spawn_result_free(&r);
-    if (rc == -ETIMEDOUT) {
+    if (rc == -ETIMEDOUT || rc == -ECANCELED) {
         if (err)
             *err = run_err;
         return rc;

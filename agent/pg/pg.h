@@ -88,6 +88,7 @@ struct pg_instance {
     char replication_password[PGW_SECRET_MAX];
     int connect_timeout_ms; /* libpq connect deadline (default 3000) */
     int query_timeout_ms;   /* statement_timeout and client deadline of status queries (5000) */
+    int cancel_fd;          /* > 0: tools are stopped when it becomes readable (-ECANCELED) */
 };
 
 /* Fills *pg from the configuration: [postgresql] keys, [node] name, run_dir =
@@ -144,6 +145,9 @@ struct pg_conf {
      * replica/logical. A value with control characters (newline...) is an error. */
     const struct pg_param *params;
     size_t nparams;
+    /* synchronous_standby_names, owned by pgwarden in synchronous mode (a value in params is
+     * ignored): NULL or "" = no synchronous standby (asynchronous commits). */
+    const char *sync_standby_names;
     /* Role: a standby gets standby.signal and recovery_target_timeline = 'latest'; with an
      * upstream host also primary_conninfo (application_name = member name, passfile) and
      * primary_slot_name when slot is set. A standby without upstream stays read-only. */
@@ -183,6 +187,10 @@ int pg_primary_conninfo_render(const struct pg_instance *pg, const char *host, u
  * style (quoted only when needed: 'it\'s'). -EINVAL for control characters (conf only),
  * -ENOSPC. Pure. */
 int pg_conf_quote(const char *in, char *out, size_t cap);
+/* synchronous_standby_names for the standbys names[0..n) (application_name = member name):
+ * "" when n = 0, else 'N ("a","b")' with N = n (every listed standby must confirm; identifiers
+ * double-quoted, '"' doubled). Pure. -ENOSPC. */
+int pg_sync_names_render(const char *const *names, size_t n, char *out, size_t cap);
 int pg_conninfo_quote(const char *in, char *out, size_t cap);
 /* Patroni's slot_name_from_member_name: lowercase, '-' and '.' -> '_', any other character
  * outside [a-z0-9_] -> "u%04d" of its code point, cut at 63 characters. -EINVAL for "". */
@@ -310,7 +318,8 @@ struct pg_status {
     uint64_t replay_lsn;  /* standby: pg_last_wal_replay_lsn(), 0 when none */
     bool replay_paused;
     bool checksums;
-    bool streaming; /* standby: a walreceiver with status "streaming" */
+    bool streaming;       /* standby: a walreceiver with status "streaming" */
+    bool pending_restart; /* a changed parameter needs a restart (pg_settings.pending_restart) */
     char upstream_host[PG_HOST_MAX];
     uint16_t upstream_port;
     char upstream_slot[PG_SLOT_NAME_MAX];
@@ -432,6 +441,11 @@ int pg_peer_identify(const struct pg_instance *pg, const char *host, uint16_t po
  * another cluster (system identifier). */
 int pg_check_diverged(const struct pg_instance *pg, const char *host, uint16_t port, bool *diverged,
                       char *why, size_t why_cap, struct pg_error *err);
+
+/* The same for a running standby, from its received/replayed position and timeline (no stop).
+ * -EINVAL when it is not in recovery. */
+int pg_check_diverged_running(const struct pg_instance *pg, const char *host, uint16_t port,
+                              bool *diverged, char *why, size_t why_cap, struct pg_error *err);
 
 /* Rewinds the stopped local cluster from the primary host:port, then configures it with
  * pg_conf_apply(conf) (normally a standby of that primary). Steps: pg_ensure_clean_shutdown;

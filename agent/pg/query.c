@@ -36,7 +36,8 @@ static const char status_sql[] =
     " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,"
     " (SELECT timeline_id FROM pg_control_checkpoint()),"
     " current_setting('data_checksums'),"
-    " r.status, r.received_tli, r.sender_host, r.sender_port, r.slot_name"
+    " r.status, r.received_tli, r.sender_host, r.sender_port, r.slot_name,"
+    " (SELECT count(*) > 0 FROM pg_settings WHERE pending_restart)"
     " FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct pg_error *err)
@@ -72,6 +73,7 @@ int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct p
         if (pgi_get_u64(r, 0, 13, &v) && v <= 65535)
             st->upstream_port = (uint16_t)v;
         pgi_get_str(r, 0, 14, st->upstream_slot, sizeof(st->upstream_slot));
+        st->pending_restart = pgi_get_bool(r, 0, 15);
         if (st->in_recovery) {
             st->wal_lsn = st->receive_lsn > st->replay_lsn ? st->receive_lsn : st->replay_lsn;
             st->timeline = (uint32_t)(st->streaming && recv_tli ? recv_tli : ckpt_tli);

@@ -181,6 +181,33 @@ int pg_local_position_read(const struct pg_instance *pg, struct pg_local_positio
     return local_position(pg, &cd, out, err);
 }
 
+/* Asks the primary for its identity and history and compares with local. */
+static int diverged_from(const struct pg_instance *pg, const char *host, uint16_t port,
+                         uint64_t sysid, const struct pg_local_position *local, bool *diverged,
+                         char *why, size_t why_cap, struct pg_error *err)
+{
+    struct pg_peer_identity id;
+    struct pg_tl_switch *hist = NULL;
+    size_t n = 0;
+    int rc = pg_peer_identify(pg, host, port, &id, &hist, &n, err);
+    if (rc < 0)
+        return rc;
+    if (id.system_id != sysid) {
+        free(hist);
+        return pgi_fail(err, "divergence check", -EXDEV,
+                        "%s:%u is database system %" PRIu64 ", the local data is %" PRIu64, host,
+                        (unsigned)port, id.system_id, sysid);
+    }
+    char reason[256];
+    *diverged = pg_diverged(local, id.timeline, hist, n, reason, sizeof(reason));
+    free(hist);
+    if (why && why_cap)
+        snprintf(why, why_cap, "%s", reason);
+    log_info("divergence checked", "primary=%s:%u diverged=%s why=\"%s\"", host, (unsigned)port,
+             *diverged ? "yes" : "no", reason);
+    return 0;
+}
+
 int pg_check_diverged(const struct pg_instance *pg, const char *host, uint16_t port, bool *diverged,
                       char *why, size_t why_cap, struct pg_error *err)
 {
@@ -189,26 +216,21 @@ int pg_check_diverged(const struct pg_instance *pg, const char *host, uint16_t p
     int rc = local_position(pg, &cd, &local, err);
     if (rc < 0)
         return rc;
-    struct pg_peer_identity id;
-    struct pg_tl_switch *hist = NULL;
-    size_t n = 0;
-    rc = pg_peer_identify(pg, host, port, &id, &hist, &n, err);
+    return diverged_from(pg, host, port, cd.system_id, &local, diverged, why, why_cap, err);
+}
+
+int pg_check_diverged_running(const struct pg_instance *pg, const char *host, uint16_t port,
+                              bool *diverged, char *why, size_t why_cap, struct pg_error *err)
+{
+    struct pg_status st;
+    int rc = pg_status_query(pg, &st, err);
     if (rc < 0)
         return rc;
-    if (id.system_id != cd.system_id) {
-        free(hist);
-        return pgi_fail(err, "divergence check", -EXDEV,
-                        "%s:%u is database system %" PRIu64 ", the local data is %" PRIu64, host,
-                        (unsigned)port, id.system_id, cd.system_id);
-    }
-    char reason[256];
-    *diverged = pg_diverged(&local, id.timeline, hist, n, reason, sizeof(reason));
-    free(hist);
-    if (why && why_cap)
-        snprintf(why, why_cap, "%s", reason);
-    log_info("divergence checked", "primary=%s:%u diverged=%s why=\"%s\"", host, (unsigned)port,
-             *diverged ? "yes" : "no", reason);
-    return 0;
+    if (!st.in_recovery)
+        return pgi_fail(err, "divergence check", -EINVAL, "PostgreSQL is not a standby");
+    const struct pg_local_position local = {
+        .timeline = st.timeline, .lsn = st.wal_lsn, .in_recovery = true};
+    return diverged_from(pg, host, port, st.system_id, &local, diverged, why, why_cap, err);
 }
 
 /* ---- pg_rewind ---- */

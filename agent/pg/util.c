@@ -373,13 +373,17 @@ int pgi_run(const struct pg_instance *pg, const char *step, const char *const *a
                            .timeout_ms = timeout_ms,
                            .kill_grace_ms = 2000,
                            .out_cap = 256 * 1024,
-                           .stdin_data = stdin_data};
+                           .stdin_data = stdin_data,
+                           .cancel_fd = pg->cancel_fd};
     int rc = spawn_run(&o, r);
     free(envp);
     char tail[PG_ERRMSG_MAX / 2];
     if (rc < 0)
         return pgi_fail(err, step, rc, "cannot run %s: %s", argv[0], strerror(-rc));
     pgi_tail(pg, r->output, PGI_TAIL_LINES, tail, sizeof(tail));
+    if (r->cancelled)
+        return pgi_fail(err, step, -ECANCELED, "%s stopped: this process is shutting down",
+                        argv[0]);
     if (r->timed_out)
         return pgi_fail(err, step, -ETIMEDOUT, "%s did not finish within %d ms and was killed%s%s",
                         argv[0], timeout_ms, tail[0] ? ": " : "", tail);

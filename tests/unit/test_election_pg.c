@@ -10,93 +10,7 @@
 
 #include "agent/ha/election.h"
 
-enum { TTL = 5000, LOOP = 1000, MARGIN = 2000, LEASE = 0x77, OLD_LEASE = 0x55, T0 = 100000 };
-enum { MIB = 1 << 20 };
-
-static struct elect_config cfg(void)
-{
-    struct elect_config c;
-    memset(&c, 0, sizeof(c));
-    snprintf(c.name, sizeof(c.name), "n1");
-    c.t = (struct elect_timings){
-        .ttl_ms = TTL, .loop_wait_ms = LOOP, .retry_timeout_ms = 2000, .margin_ms = MARGIN};
-    c.manage_pg = true;
-    c.max_lag = MIB;
-    return c;
-}
-
-/* A follower with a fresh lease, a valid view with our member key, no leader, an initialized
- * cluster whose `initialize` is set, and a running standby at 100 MiB. */
-static void follower(struct elect_local *l, struct elect_view *v)
-{
-    struct elect_timings t = cfg().t;
-    elect_local_init(l, &t, T0);
-    l->state = ELECT_FOLLOWER;
-    l->lease_id = LEASE;
-    l->lease_ttl_s = 5;
-    l->lease_sent_ms = T0;
-    l->deadline_ms = T0 + TTL - MARGIN;
-    l->next_lease_ms = T0 + LOOP;
-    l->next_read_ms = T0 + LOOP;
-    l->noted = true;
-    memset(v, 0, sizeof(*v));
-    v->valid = v->fresh = v->member_ok = v->has_config = v->status_ok = true;
-    v->has_initialize = v->initialize_set = true;
-    v->peer_max_lsn = -1;
-    v->pg = (struct elect_pg){.known = true,
-                              .datadir_ok = true,
-                              .running = true,
-                              .ready = true,
-                              .in_recovery = true,
-                              .slots_ok = true,
-                              .lsn = 100 * (int64_t)MIB};
-}
-
-static void set_leader(struct elect_view *v, struct elect_local *l, const char *name, int64_t lease)
-{
-    v->has_leader = true;
-    snprintf(v->leader, sizeof(v->leader), "%s", name);
-    v->leader_lease = lease;
-    v->leader_create_rev = 42;
-    v->leader_conn = strcmp(name, "n1") != 0;
-    snprintf(l->noted_leader, sizeof(l->noted_leader), "%s", name);
-}
-
-/* A following standby of leader n2. */
-static void replica(struct elect_local *l, struct elect_view *v)
-{
-    follower(l, v);
-    set_leader(v, l, "n2", 0x99);
-    v->pg.following_leader = true;
-}
-
-/* Our leadership with a running primary. */
-static void leader(struct elect_local *l, struct elect_view *v)
-{
-    follower(l, v);
-    l->state = ELECT_LEADER;
-    l->term = 42;
-    set_leader(v, l, "n1", LEASE);
-    v->pg.in_recovery = false;
-    v->has_optime = true;
-    v->optime = v->pg.lsn;
-}
-
-static enum elect_action decide(const struct elect_local *l, const struct elect_view *v)
-{
-    struct elect_config c = cfg();
-    return elect_decide(&c, v, l, T0 + 10).action;
-}
-
-static void apply(struct elect_local *l, const struct elect_view *v, enum elect_action a, bool ok,
-                  bool won)
-{
-    struct elect_config c = cfg();
-    struct elect_decision d = elect_decide(&c, v, l, T0 + 10);
-    assert_int_equal(d.action, a);
-    struct elect_result r = {.ok = ok, .won = won, .term = 50};
-    elect_apply(&c, l, &d, v, &r, T0 + 10);
-}
+#include "election_fixture.h"
 
 /* ---- data directory of another cluster ---- */
 
@@ -298,9 +212,14 @@ static void test_leader_pg_crash_releases_when_replica_caught_up(void **state)
     apply(&l, &v, ELECT_ACT_PG_RELEASE, true, true);
     assert_int_equal(l.state, ELECT_FOLLOWER);
     assert_true(l.no_race_until_ms >= T0 + TTL);
-    /* it starts as a standby, and does not race while the replicas take over */
+    /* it waits for the new leader to follow it (a former primary is checked first) ... */
     v.has_leader = false;
     l.noted_leader[0] = '\0';
+    v.pg.was_primary = true;
+    assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
+    /* ... and with none after a while, starts read-only, not racing while the replicas
+     * take over */
+    l.rejoin_wait_ms = T0;
     assert_int_equal(decide(&l, &v), ELECT_ACT_PG_START_STANDBY);
     v.pg.running = v.pg.ready = v.pg.in_recovery = true;
     assert_int_equal(decide(&l, &v), ELECT_ACT_NONE);
@@ -412,7 +331,7 @@ static void test_every_pg_row_named(void **state)
     size_t pg = 0;
     for (size_t i = 0; i < n; i++)
         pg += elect_action_is_pg(rules[i].action);
-    assert_int_equal(pg, ELECT_ACT_PG_SLOTS - ELECT_ACT_PG_DEMOTE + 1);
+    assert_int_equal(pg, ELECT_ACT_CLEAR_FAILOVER - ELECT_ACT_PG_DEMOTE + 1);
     assert_string_equal(elect_action_name(ELECT_ACT_PG_SLOTS), "pg_slots");
     assert_string_equal(elect_action_name(ELECT_ACT_INIT_RACE), "init_race");
     assert_false(elect_action_is_pg(ELECT_ACT_RACE));

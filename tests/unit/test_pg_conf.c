@@ -193,6 +193,34 @@ static void test_conf_primary(void **state)
     free(buf);
 }
 
+static void test_sync_standby_names(void **state)
+{
+    (void)state;
+    char out[128];
+    const char *one[] = {"n2"};
+    const char *two[] = {"pg-1", "we\"ird"};
+    assert_int_equal(pg_sync_names_render(NULL, 0, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(pg_sync_names_render(one, 1, out, sizeof(out)), 0);
+    assert_string_equal(out, "1 (\"n2\")");
+    assert_int_equal(pg_sync_names_render(two, 2, out, sizeof(out)), 0);
+    assert_string_equal(out, "2 (\"pg-1\",\"we\"\"ird\")");
+    assert_int_equal(pg_sync_names_render(two, 2, out, 8), -ENOSPC);
+    /* pgwarden owns the setting: a dynamic parameter cannot override it */
+    struct pg_instance pg;
+    instance(&pg);
+    const struct pg_param params[] = {{"synchronous_standby_names", "*"}};
+    struct pg_conf conf = {.params = params, .nparams = 1, .sync_standby_names = "1 (\"n2\")"};
+    char *buf = malloc(BUF), v[512];
+    assert_int_equal(pg_conf_render(&pg, &conf, buf, BUF, NULL), 0);
+    assert_string_equal(conf_value(buf, "synchronous_standby_names", v, sizeof(v)), "1 (\"n2\")");
+    assert_null(strstr(buf, "= '*'"));
+    conf.sync_standby_names = NULL;
+    assert_int_equal(pg_conf_render(&pg, &conf, buf, BUF, NULL), 0);
+    assert_string_equal(conf_value(buf, "synchronous_standby_names", v, sizeof(v)), "");
+    free(buf);
+}
+
 static void test_conf_standby(void **state)
 {
     (void)state;
@@ -415,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_conninfo_round_trip),
         cmocka_unit_test(test_conf_primary),
         cmocka_unit_test(test_conf_standby),
+        cmocka_unit_test(test_sync_standby_names),
         cmocka_unit_test(test_conf_errors),
         cmocka_unit_test(test_hba),
         cmocka_unit_test(test_passfile),

@@ -88,6 +88,37 @@ static void test_timeout_sigkill_after_grace(void **state)
     spawn_result_free(&r);
 }
 
+/* A readable cancel_fd (a signalfd with SIGTERM pending, in the agent) stops the program as a
+ * timeout would, long before its own timeout. */
+static void test_cancel_fd(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    const char *argv[] = {"/bin/sleep", "30", NULL};
+    struct spawn_opts o = {
+        .argv = argv, .timeout_ms = 20000, .kill_grace_ms = 500, .cancel_fd = p[0]};
+    struct spawn_result r;
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(spawn_run(&o, &r), 0);
+    assert_true(r.cancelled);
+    assert_false(r.timed_out);
+    assert_int_equal(r.term_signal, SIGTERM);
+    assert_true(r.elapsed_ms < SLACK_MS);
+    spawn_result_free(&r);
+    /* nothing to read: it runs to its end */
+    char c;
+    assert_int_equal(read(p[0], &c, 1), 1);
+    const char *quick[] = {"/bin/true", NULL};
+    o.argv = quick;
+    assert_int_equal(spawn_run(&o, &r), 0);
+    assert_false(r.cancelled);
+    assert_int_equal(r.exit_code, 0);
+    spawn_result_free(&r);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_missing_program(void **state)
 {
     (void)state;
@@ -426,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_killed_by_signal),
         cmocka_unit_test(test_timeout_sigterm),
         cmocka_unit_test(test_timeout_sigkill_after_grace),
+        cmocka_unit_test(test_cancel_fd),
         cmocka_unit_test(test_missing_program),
         cmocka_unit_test(test_exec_failures_reported),
         cmocka_unit_test(test_output_cap_drains),

@@ -1,0 +1,254 @@
+"""HA operations on a real three-node cluster: switchover (named, any, scheduled) through the
+Patroni `failover` key, rejoin of a diverged former primary with pg_rewind, synchronous mode
+with no committed row lost over ten leader crashes, pause, the SIGTERM handover, an agent
+restarted within the TTL, and dynamic PostgreSQL parameters."""
+import datetime
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import pid_alive, wait_until
+from test_ha_cluster import (TTL, _kv, bootstrap, ha_cluster,  # noqa: F401 (fixture)
+                             connect, leader_name, postmaster_pid, prefix,
+                             query, wait_caught_up, wait_primary, wait_rows)
+
+
+def put_json(etcd, key, obj):
+    etcd.put(key, json.dumps(obj, separators=(",", ":")))
+
+
+def patch_config(etcd, node, **changes):
+    key = prefix(node) + "config"
+    cfg = json.loads(etcd.get(key) or "{}")
+    for k, v in changes.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    put_json(etcd, key, cfg)
+
+
+def member(etcd, node, name=None):
+    raw = etcd.get(prefix(node) + "members/" + (name or node.name))
+    return json.loads(raw) if raw else {}
+
+
+def in_recovery(node):
+    return query(node, "SELECT pg_is_in_recovery()")[0][0]
+
+
+def test_switchover_to_named_candidate(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    cand = next(n for n in nodes if n is not leader)
+    p = prefix(leader)
+    t0 = time.monotonic()
+    put_json(etcd, p + "failover", {"leader": leader.name, "member": cand.name})
+    new = wait_primary(etcd.url, nodes, 20, other_than=leader.name)
+    took = time.monotonic() - t0
+    assert new is cand, new.name
+    assert took < 10, took
+    wait_until(lambda: etcd.get(p + "failover") is None, 10, "the failover key cleared")
+    query(new, "INSERT INTO t VALUES (11)")
+    for n in nodes:  # the old leader follows the new one
+        wait_rows(n, 11, 60)
+    assert in_recovery(leader) is True
+    r = leader.wait_record(msg="following the leader after a divergence check", timeout=30)
+    assert r.get("diverged") == "no", r  # a graceful switchover never needs pg_rewind
+    hist = json.loads(etcd.get(p + "history"))
+    assert hist[-1][4] == cand.name, hist
+    assert leader.find_records(msg="switchover: handing over the leadership")
+
+
+def test_switchover_to_any_and_scheduled(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    p = prefix(leader)
+    put_json(etcd, p + "failover", {"leader": leader.name})
+    first = wait_primary(etcd.url, nodes, 20, other_than=leader.name)
+    wait_until(lambda: etcd.get(p + "failover") is None, 10, "the failover key cleared")
+    for n in nodes:
+        wait_until(lambda n=n: member(etcd, n).get("state") == "running", 60, f"{n.name} running")
+    wait_caught_up(etcd.url, nodes, first, 30)
+    # scheduled 4 s ahead: nothing happens before, the switchover happens after
+    at = (datetime.datetime.now(datetime.timezone.utc) +
+          datetime.timedelta(seconds=4)).replace(microsecond=0)
+    put_json(etcd, p + "failover", {"leader": first.name,
+                                    "scheduled_at": at.isoformat(timespec="seconds")})
+    time.sleep(2)
+    assert leader_name(etcd.url, first) == first.name
+    second = wait_primary(etcd.url, nodes, 25, other_than=first.name)
+    assert datetime.datetime.now(datetime.timezone.utc) >= at
+    assert second is not first
+    # a request for a candidate that cannot take over is cancelled, nothing changes
+    put_json(etcd, p + "failover", {"leader": second.name, "member": "nosuchnode"})
+    wait_until(lambda: etcd.get(p + "failover") is None, 10, "the impossible request cancelled")
+    assert leader_name(etcd.url, second) == second.name
+    assert second.find_records(msg="failover request cancelled")
+
+
+def test_rejoin_with_pg_rewind_after_divergence(etcd, ha_cluster):
+    """The whole leader node is frozen (SIGSTOP: no fencing can run) past the TTL; a replica
+    takes over; a row written on the frozen node's PostgreSQL makes it diverge. Resumed, the
+    node demotes, rewinds from the new leader and follows it; the diverged row is gone."""
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    pids = [leader.proc.pid] + list(leader.child_pids().values())
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        new = wait_primary(etcd.url, nodes, TTL + 20, other_than=leader.name)
+        query(new, "INSERT INTO t VALUES (11)")
+        query(leader, "INSERT INTO t VALUES (999)")  # only on the old timeline
+        query(leader, "CHECKPOINT")
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    leader.wait_record(msg="diverged from the leader's timeline", timeout=30)
+    leader.wait_record(msg="following the leader after a divergence check", timeout=60)
+    for n in nodes:
+        wait_rows(n, 11, 60)
+    assert query(leader, "SELECT count(*) FROM t WHERE id = 999")[0][0] == 0
+    assert in_recovery(leader) is True
+
+
+def test_sync_mode_no_committed_row_lost_over_ten_kills(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    p = prefix(leader)
+    patch_config(etcd, leader, synchronous_mode=True)
+
+    def sync_ready():
+        raw = etcd.get(p + "sync")
+        s = json.loads(raw) if raw else {}
+        name = leader_name(etcd.url, leader)
+        return s if s.get("sync_standby") and s.get("leader") == name else None
+    wait_until(sync_ready, 30, "a synchronous standby in the sync key")
+    by_name = {n.name: n for n in nodes}
+    committed = []
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        i = 1000
+        conn = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    name = leader_name(etcd.url, leader)
+                    if not name:
+                        time.sleep(0.05)
+                        continue
+                    conn = connect(by_name[name], timeout=1)
+                    with conn.cursor() as cur:
+                        cur.execute("SET statement_timeout = '3s'")
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO t VALUES (%s)", (i,))
+                committed.append(i)  # COMMIT returned: it must survive
+                i += 1
+                time.sleep(0.02)
+            except Exception as e:  # noqa: BLE001 - any failure: reconnect
+                errors.append(str(e)[:80])
+                i += 1
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                conn = None
+                time.sleep(0.05)
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    try:
+        for rnd in range(10):
+            s = wait_until(sync_ready, 60, f"round {rnd}: a synchronous standby")
+            cur = by_name[s["leader"]]
+            n_before = len(committed)
+            wait_until(lambda: len(committed) > n_before + 5, 20, "writes going on")
+            pm = postmaster_pid(cur)
+            os.kill(pm, signal.SIGKILL)
+            new = wait_primary(etcd.url, nodes, 60, other_than=cur.name)
+            assert new.name in s["sync_standby"].split(","), (new.name, s)
+    finally:
+        time.sleep(1)
+        stop.set()
+        th.join(10)
+    final = wait_primary(etcd.url, nodes, 30)
+    have = {r[0] for r in query(final, "SELECT id FROM t WHERE id >= 1000")}
+    lost = [i for i in committed if i not in have]
+    assert len(committed) > 200, len(committed)
+    assert lost == [], f"{len(lost)} committed rows lost: {lost[:20]}"
+
+
+def test_pause_stops_failover(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    patch_config(etcd, leader, pause=True)
+    for n in nodes:
+        wait_until(lambda n=n: member(etcd, n).get("pause") is True, 15, f"{n.name} paused")
+    pm = postmaster_pid(leader)
+    os.kill(pm, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pm), 5, "the postmaster gone")
+    deadline = time.monotonic() + 2 * TTL
+    while time.monotonic() < deadline:  # nobody promotes, nothing restarts PostgreSQL
+        assert leader_name(etcd.url, leader) == leader.name
+        assert postmaster_pid(leader) in (None, pm) and not pid_alive(pm)
+        for n in nodes:
+            if n is not leader:
+                assert in_recovery(n) is True
+        time.sleep(0.5)
+    patch_config(etcd, leader, pause=False)
+    new = wait_primary(etcd.url, nodes, 30)
+    query(new, "INSERT INTO t VALUES (11)")
+    for n in nodes:
+        wait_rows(n, 11, 60)
+
+
+def test_sigterm_hands_over_then_rejoins(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    pm = postmaster_pid(leader)
+    t0 = time.monotonic()
+    leader.stop()  # SIGTERM
+    new = wait_primary(etcd.url, nodes, TTL + 10, other_than=leader.name)
+    assert time.monotonic() - t0 < TTL, "handover must not wait for the lease to expire"
+    assert not pid_alive(pm)
+    query(new, "INSERT INTO t VALUES (11)")
+    leader.start()
+    leader.wait_ready()
+    r = leader.wait_record(msg="following the leader after a divergence check", timeout=60)
+    assert r.get("diverged") == "no", r
+    wait_rows(leader, 11, 60)
+
+
+def test_agent_killed_and_restarted_within_ttl(etcd, ha_cluster):
+    """The whole agent of the leader (supervisor and children) is SIGKILLed, PostgreSQL
+    survives; started again within the TTL it takes its key back: no failover, no restart."""
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    pm = postmaster_pid(leader)
+    name = leader_name(etcd.url, leader)
+    pids = [leader.proc.pid] + list(leader.child_pids().values())
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    leader.proc.popen.wait(5)
+    leader.start()
+    leader.wait_ready()
+    leader.wait_record(msg="acquired leadership", timeout=TTL + 5)
+    assert leader_name(etcd.url, leader) == name
+    assert postmaster_pid(leader) == pm and pid_alive(pm)
+    for n in nodes:
+        if n is not leader:
+            assert not n.find_records(msg="acquired leadership")
+    query(leader, "INSERT INTO t VALUES (11)")
+    for n in nodes:
+        wait_rows(n, 11, 30)
+
+
+def test_dynamic_parameters(etcd, ha_cluster):
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    patch_config(etcd, leader, postgresql={"parameters": {"work_mem": "12MB",
+                                                          "max_prepared_transactions": 5}})
+    for n in nodes:
+        wait_until(lambda n=n: query(n, "SHOW work_mem")[0][0] == "12MB", 20,
+                   f"work_mem on {n.name}")
+        wait_until(lambda n=n: member(etcd, n).get("pending_restart") is True, 20,
+                   f"{n.name} pending_restart")
