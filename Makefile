@@ -69,7 +69,7 @@ $(TC_arm64):
 toolchain: $(TC_amd64) $(TC_arm64)
 
 PHONY_TC := toolchain
-.PHONY: $(PHONY_TC) tools bench-election all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+.PHONY: $(PHONY_TC) tools bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 
@@ -107,6 +107,11 @@ lint:
 # Election figures (issue #3): failover after a leader SIGKILL, race latency, idle etcd load.
 bench-election: build/dev/pgwarden
 	/usr/bin/python3 tests/bench/election_figures.py
+
+# HA figures (issue #4): write unavailability on leader PostgreSQL SIGKILL, node loss and
+# switchover, rows lost in synchronous mode (a client writing every 20 ms). Options: see --help.
+bench-ha: build/dev/pgwarden
+	/usr/bin/python3 tests/bench/ha_figures.py
 
 # Installs what is missing, builds, runs every test and prints "N passed, N failed".
 test: deps
