@@ -58,10 +58,11 @@ static void ha_message(struct child *c, const struct msg_hdr *hdr, const void *p
                        uint32_t len, void *data)
 {
     (void)c;
-    (void)len; /* the channel checked it against the type's size */
     struct ha *ha = data;
     if (hdr->type == MSG_FENCE && ha->elector)
         elector_supervisor_fenced(ha->elector, payload);
+    else if (hdr->type == MSG_COMMAND && ha->elector)
+        elector_handle_command(ha->elector, payload, len);
 }
 
 static void ha_reload(struct child *c, void *data)

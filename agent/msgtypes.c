@@ -15,6 +15,9 @@ const struct msg_spec msgtypes_specs[] = {
     {MSG_FENCE, "fence", sizeof(struct msg_fence), sizeof(struct msg_fence)},
     {MSG_PROXY_STATS, "proxy_stats", sizeof(struct msg_proxy_stats),
      sizeof(struct msg_proxy_stats)},
+    {MSG_STATUS, "status", 2, MSG_MAX_PAYLOAD},
+    {MSG_COMMAND, "command", 2, MSG_MAX_PAYLOAD},
+    {MSG_REPLY, "reply", 2, MSG_MAX_PAYLOAD},
 };
 const size_t msgtypes_nspecs = sizeof(msgtypes_specs) / sizeof(msgtypes_specs[0]);
 

@@ -18,7 +18,45 @@ enum msg_type {
     MSG_ROUTE = 4,  /* ha or supervisor -> proxy: where writes go (struct msg_route) */
     MSG_FENCE = 5,  /* supervisor -> ha: the supervisor fenced on ha's behalf (struct msg_fence) */
     MSG_PROXY_STATS = 6, /* proxy -> web, every second: forwarder counters (msg_proxy_stats) */
+    MSG_STATUS = 7,      /* ha -> web: status snapshot, JSON text (see below) */
+    MSG_COMMAND = 8,     /* web -> ha: an operator command, JSON text */
+    MSG_REPLY = 9,       /* ha -> web: the outcome of a command, JSON text */
 };
+
+/*
+ * MSG_STATUS, MSG_COMMAND and MSG_REPLY carry one compact JSON object (UTF-8, not
+ * NUL-terminated, 2 .. MSG_MAX_PAYLOAD bytes). ha sends MSG_STATUS after every change and at
+ * least every loop_wait:
+ *   {"boot_ms": CLOCK_BOOTTIME ms when built, "wall_ms": epoch ms,
+ *    "ttl_ms", "loop_wait_ms",
+ *    "leader_until_boot_ms": the lease deadline while this node holds the leader key, else 0
+ *                            (/primary is 200 only while CLOCK_BOOTTIME is below it),
+ *    "dcs_ok": the last etcd request succeeded, "dcs_last_seen": epoch s of the last success,
+ *    "paused", "sync_mode": bools,
+ *    "optime": the leader's last WAL position in bytes from `status`, or null,
+ *    "sync": {"leader":..,"sync_standby":[names]} or null,
+ *    "patroni": the body of GET /patroni (Patroni's fields: state, postmaster_start_time,
+ *               role, server_version, timeline, xlog{..}, replication[..], dcs_last_seen,
+ *               database_system_identifier, patroni{version,scope,name}, tags, pause,
+ *               pending_restart, sync_standby, cluster_unlocked, scheduled_restart),
+ *    "cluster": the body of GET /cluster ({"members":[..], "pause"?, "scheduled_switchover"?}),
+ *    "history": the `history` list ([] when none), "config": the `config` object or null,
+ *    "events_seq": the highest SQLite event id written (for the dashboard to refresh)}
+ * web sends MSG_COMMAND {"id": n, "op": "...", ...}; ha answers MSG_REPLY {"id": n, "status":
+ * HTTP status, "body": JSON value (object, or a string for Patroni's plain-text answers)}.
+ * Operations (Patroni semantics and codes, see shared/reference/patroni-compat.md section 2):
+ *   "switchover" {leader?, candidate?, scheduled_at?, failover: bool}  writes `failover`
+ *        (200 {"scheduled": false} / 202 scheduled; 400 / 412 / 503 with a message);
+ *        web then waits for the leader change in the snapshots (200/503 as Patroni)
+ *   "switchover_cancel" {}        200 / 404 / 409
+ *   "restart" {schedule?, restart_pending?, role?, postgres_version?, timeout?}
+ *   "restart_cancel" {}           200 / 404
+ *   "reload" {}                   202
+ *   "reinitialize" {force?}       200 / 503
+ *   "config_patch" {patch: {...}} 200 {new config} / 409 / 503 / 400
+ *   "config_put" {config: {...}}  200 / 502 / 400
+ *   "pause" {} / "resume" {}      200 (a config_patch of "pause")
+ */
 
 enum { MSG_NAME_MAX = 256, MSG_HOST_MAX = 256, MSG_ROUTE_REPLICAS_MAX = 8 };
 

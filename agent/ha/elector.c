@@ -282,6 +282,8 @@ static void publish(struct elector *e)
         e->route_sent = true;
         send_msg(e, EP_PROXY, MSG_ROUTE, &r, sizeof(r));
     }
+    if (!e->in_step)
+        elector_status_publish(e); /* once per step, not per action */
 }
 
 /* ---- timers ---- */
@@ -447,6 +449,8 @@ static void on_watch(void *arg, const struct etcd_watch_update *u)
         kvc_caught_up(&e->cache, u->revision);
         break;
     }
+    if (u->what != ETCD_WATCH_DOWN)
+        e->dcs_last_seen_s = (int64_t)(clock_wall_ms() / 1000);
     step(e); /* at once: a deleted leader key is raced for within milliseconds */
 }
 
@@ -582,6 +586,11 @@ void elector_shutdown(struct elector *e)
                  "state=%s", elect_state_name(e->local.state));
 }
 
+void elector_handle_command(struct elector *e, const void *json, uint32_t len)
+{
+    elector_command(e, json, len);
+}
+
 void elector_free(struct elector *e)
 {
     if (!e)
@@ -599,6 +608,7 @@ void elector_free(struct elector *e)
         dcs_config_free(&e->dyn);
     free(e->member_value);
     free(e->status_value);
+    free(e->status_sent);
     free(e);
 }
 

@@ -50,6 +50,9 @@ void elector_supervisor_fenced(struct elector *e, const struct msg_fence *m);
 /* Voluntary shutdown, after the loop stopped: a leader deletes the leader key if it is still
  * ours; the lease is revoked (the member key goes with it). Blocks for the etcd calls. */
 void elector_shutdown(struct elector *e);
+/* An operator command from the web process (MSG_COMMAND JSON); the reply goes back as
+ * MSG_REPLY. */
+void elector_handle_command(struct elector *e, const void *json, uint32_t len);
 void elector_free(struct elector *e);
 
 /* Unary etcd requests sent by this process so far. */

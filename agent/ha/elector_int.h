@@ -87,9 +87,14 @@ struct elector {
     /* dynamic postgresql.parameters (elector_pg.c) */
     struct pg_param params[PG_PARAMS_MAX]; /* rebuilt by elector_make_conf from `config` */
     char params_buf[PG_PARAMS_BUF];        /* their text */
-    char *params_applied;        /* compact JSON of the parameters last written, NULL: none yet */
-    bool pending_restart;        /* PostgreSQL reports a parameter that needs a restart */
-    bool start_cancelled;        /* a pg_ctl start was cut short by SIGTERM */
+    char *params_applied; /* compact JSON of the parameters last written, NULL: none yet */
+    bool pending_restart; /* PostgreSQL reports a parameter that needs a restart */
+    bool start_cancelled;
+    enum dcs_state busy_state;   /* published while a long action runs (creating replica...) */
+    struct pg_status last_st;    /* the last successful status query (for the REST snapshot) */
+    int64_t dcs_last_seen_s;     /* epoch s of the last successful etcd request */
+    char *status_sent;           /* the last MSG_STATUS sent, without its times */
+    uint64_t status_sent_ms;     /* a pg_ctl start was cut short by SIGTERM */
     uint32_t checked_leader_tli; /* leader timeline our standby was last verified against */
     char checked_leader[DCS_NAME_MAX];
 
@@ -154,6 +159,15 @@ int elector_start_standby(struct elector *e, const struct elect_view *v, bool st
 
 /* The dynamic parameters in `config` are the ones last applied. */
 bool elector_params_ok(struct elector *e);
+
+/* elector_io.c: publishes members/<me> at once (a long action is starting). Best effort. */
+void elector_put_member_now(struct elector *e);
+
+/* ---- elector_status.c: MSG_STATUS for the web process (on change, at least every loop_wait) */
+void elector_status_publish(struct elector *e);
+
+/* ---- elector_cmd.c: MSG_COMMAND from the web process, answered with MSG_REPLY ---- */
+void elector_command(struct elector *e, const char *json, size_t len);
 
 /* ---- elector_peers.c: the view's failover, sync and peer fields from the cache ---- */
 void elector_peers_view(struct elector *e, struct elect_view *v);

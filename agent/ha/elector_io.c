@@ -121,6 +121,7 @@ static bool failed(struct elector *e, const struct elect_decision *d, int rc)
 
 static void succeeded(struct elector *e)
 {
+    e->dcs_last_seen_s = (int64_t)(clock_wall_ms() / 1000);
     if (e->failing)
         log_info("etcd requests succeed again", "endpoint=%s", etcd_current_endpoint(e->etcd));
     e->failing = false;
@@ -228,6 +229,15 @@ static bool do_put_member(struct elector *e, const struct elect_decision *d, str
     r->ok = true;
     log_debug("member key written", "lease=%llx", (unsigned long long)e->local.lease_id);
     return true;
+}
+
+void elector_put_member_now(struct elector *e)
+{
+    const struct elect_decision d = {.action = ELECT_ACT_PUT_MEMBER, .rule = "long action"};
+    struct elect_result r;
+    memset(&r, 0, sizeof(r));
+    if (e->local.lease_id != 0 && elector_build_values(e))
+        (void)do_put_member(e, &d, &r);
 }
 
 /* RACE: create_revision(leader) == 0 -> put name under our lease, else read the holder.

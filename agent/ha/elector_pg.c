@@ -152,6 +152,7 @@ void elector_pg_observe(struct elector *e)
         struct pg_status st;
         if (pg_status_query(&e->pg, &st, NULL) == 0) {
             p.ready = true;
+            e->last_st = st;
             if (st.pending_restart != e->pending_restart) {
                 log_info(st.pending_restart ? "a changed parameter needs a restart"
                                             : "no parameter waits for a restart");
@@ -200,6 +201,8 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
     if (!e->manage_pg)
         return;
     m->state = p->ready ? DCS_STATE_RUNNING : p->running ? DCS_STATE_STARTING : DCS_STATE_STOPPED;
+    if (e->busy_state != DCS_STATE_UNKNOWN)
+        m->state = e->busy_state;
     m->role = p->ready && !p->in_recovery ? DCS_ROLE_PRIMARY : DCS_ROLE_REPLICA;
     if (p->ready) {
         m->has_xlog_location = true;
@@ -302,48 +305,27 @@ void elector_pg_view(struct elector *e, struct elect_view *v)
 
 /* ---- actions ---- */
 
-/* One dynamic parameter's value as postgresql.conf text (booleans as on/off). */
-static bool param_text(json_t *v, char *out, size_t cap)
-{
-    int n;
-    if (json_is_string(v))
-        n = snprintf(out, cap, "%s", json_string_value(v));
-    else if (json_is_integer(v))
-        n = snprintf(out, cap, "%lld", (long long)json_integer_value(v));
-    else if (json_is_real(v))
-        n = snprintf(out, cap, "%.17g", json_real_value(v));
-    else if (json_is_boolean(v))
-        n = snprintf(out, cap, "%s", json_is_true(v) ? "on" : "off");
-    else
-        return false;
-    return n >= 0 && (size_t)n < cap;
-}
-
 /* The `config` postgresql.parameters object (borrowed), or NULL. */
-static json_t *dyn_params(const struct elector *e)
+static const json_t *dyn_params(const struct elector *e)
 {
-    if (!e->dyn_present || !e->dyn.raw)
-        return NULL;
-    json_t *pg = json_object_get(e->dyn.raw, "postgresql");
-    json_t *params = pg ? json_object_get(pg, "parameters") : NULL;
-    return json_is_object(params) ? params : NULL;
+    return e->dyn_present ? dcs_config_parameters(&e->dyn) : NULL;
 }
 
 /* Fills e->params from `config` (values that are not scalars are skipped, logged once per
  * config revision by the caller's reconfigure). Returns the count. */
 static size_t build_params(struct elector *e)
 {
-    json_t *params = dyn_params(e);
+    const json_t *params = dyn_params(e);
     size_t n = 0, used = 0;
     const char *name;
     json_t *val;
     if (!params)
         return 0;
-    json_object_foreach(params, name, val)
+    json_object_foreach((json_t *)params, name, val)
     {
         char text[1024];
         size_t nl = strlen(name) + 1, tl;
-        if (n >= PG_PARAMS_MAX || !param_text(val, text, sizeof(text)))
+        if (n >= PG_PARAMS_MAX || !dcs_config_param_text(val, text, sizeof(text)))
             continue;
         tl = strlen(text) + 1;
         if (used + nl + tl > sizeof(e->params_buf))
@@ -362,7 +344,7 @@ static size_t build_params(struct elector *e)
 /* Compact JSON of the wanted parameters ("{}" without any); malloc'd, NULL on failure. */
 static char *params_wanted(const struct elector *e)
 {
-    json_t *params = dyn_params(e);
+    const json_t *params = dyn_params(e);
     return params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
 }
 
@@ -461,7 +443,11 @@ static int bootstrap(struct elector *e)
     const struct pg_initdb_opts o = {0};
     elector_make_conf(e, &c, false, NULL, 0);
     log_info("bootstrapping a new cluster", "data_dir=%s", e->pg.data_dir);
+    e->busy_state = DCS_STATE_INITIALIZING;
+    elector_put_member_now(e);
     int rc = pg_initdb(&e->pg, &o, &c, &err);
+    e->busy_state = DCS_STATE_UNKNOWN;
+    elector_build_values(e);
     if (rc == 0)
         rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
     if (rc == 0)
@@ -485,7 +471,11 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
     elector_make_conf(e, &c, true, host, port);
     const struct pg_clone_opts o = {.host = host, .port = port, .slot = e->slot};
     log_info("cloning the leader", "leader=%s slot=%s", v->leader, e->slot);
+    e->busy_state = DCS_STATE_CREATING_REPLICA;
+    elector_put_member_now(e);
     int rc = pg_clone(&e->pg, &o, &c, &err);
+    e->busy_state = DCS_STATE_UNKNOWN;
+    elector_build_values(e);
     if (rc == 0)
         rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
     if (rc == 0) {
