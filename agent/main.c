@@ -5,10 +5,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/ctl/ctl.h"
 #include "agent/node.h"
 #include "agent/settings.h"
 #include "agent/version.h"
 #include "platform/config.h"
+#include "web/auth.h"
 
 enum { EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_CONFIG_ = 78 };
 
@@ -98,11 +100,13 @@ static int cmd_later(int argc, char **argv)
 
 static const struct command commands[] = {
     {"run", cmd_run, "run [-c FILE]", "run the node agent (supervisor with ha, proxy, web)"},
-    {"ctl", cmd_later, "ctl COMMAND ...", "operate the cluster (list, switchover, ...)"},
+    {"ctl", ctl_main, "ctl COMMAND ...", "operate the cluster (list, switchover, ...)"},
     {"migrate", cmd_later, "migrate --from URL --to DBNAME", "move a database into the cluster"},
     {"demo", cmd_later, "demo [--dir DIR]", "run a local three-node cluster"},
     {"check-config", cmd_check_config, "check-config FILE",
      "report every problem in a config file"},
+    {"passwd", web_passwd_main, "passwd [--stdin] [USER [ROLE]]",
+     "print a password hash for [web] users"},
     {"version", cmd_version, "version", "print versions of pgwarden and its libraries"},
     {"help", cmd_help, "help", "show this help"},
 };

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "platform/log.h"
+#include "web/auth.h"
 
 /* offset and size of a field of struct pgw_config, for the key table. */
 #define AT(field)                                                                                  \
@@ -125,6 +126,27 @@ const struct cfg_key settings_keys[] = {
      .flags = CFG_OPTIONAL, .help = "private key file of tls_cert"},
     {.section = "web", .name = "tls_ca", .type = CFG_STR, AT(web.tls_ca),
      .flags = CFG_OPTIONAL, .help = "CA file to verify client certificates (needs tls_cert)"},
+    {.section = "web", .name = "verify_client", .type = CFG_ENUM, AT(web.verify_client),
+     .def = "none", .enum_values = "none|optional|required",
+     .help = "client certificates checked against tls_ca: none, optional or required"},
+    {.section = "web", .name = "users", .type = CFG_LIST, AT(web.users),
+     .flags = CFG_OPTIONAL | CFG_SECRET | CFG_RELOADABLE,
+     .help = "API users: name:admin|readonly:pbkdf2-sha256$... (pgwarden passwd), comma-separated"},
+    {.section = "web", .name = "users_file", .type = CFG_STR, AT(web.users_file),
+     .flags = CFG_OPTIONAL | CFG_RELOADABLE,
+     .help = "absolute path of a file with one name:role:hash user per line"},
+    {.section = "web", .name = "allowlist", .type = CFG_LIST, AT(web.allowlist),
+     .flags = CFG_OPTIONAL | CFG_RELOADABLE,
+     .help = "networks (CIDR, IPv4 or IPv6) allowed to use authenticated endpoints; empty: any"},
+    {.section = "web", .name = "session_timeout", .type = CFG_DURATION,
+     AT(web.session_timeout_ms), .def = "30m", .min = 1 * MINUTE, .max = 24 * HOUR,
+     .flags = CFG_RELOADABLE, .help = "dashboard sessions end after this long without a request"},
+    {.section = "web", .name = "tls_handshake_timeout", .type = CFG_DURATION,
+     AT(web.tls_handshake_timeout_ms), .def = "10s", .min = 100 * MS, .max = 10 * MINUTE,
+     .flags = CFG_RELOADABLE, .help = "a TLS handshake that takes longer is dropped"},
+    {.section = "web", .name = "tls_max_connections", .type = CFG_INT,
+     AT(web.tls_max_connections), .def = "256", .min = 1, .max = 100000,
+     .flags = CFG_RELOADABLE, .help = "TLS connections open at the same time (more wait)"},
 
     {.section = "supervisor", .name = "max_restarts", .type = CFG_INT,
      AT(supervisor.max_restarts), .def = "5", .min = 1, .max = 100,
@@ -271,6 +293,10 @@ static bool check_tls(const struct pgw_config *c, const char *where, struct cfg_
         ok = cfg_errorf(e, where, "[web] tls_cert and tls_key must be set together");
     if (c->web.tls_ca[0] != '\0' && c->web.tls_cert[0] == '\0')
         ok = cfg_errorf(e, where, "[web] tls_ca needs tls_cert and tls_key (HTTPS)");
+    if (c->web.verify_client != PGW_VERIFY_NONE && c->web.tls_ca[0] == '\0')
+        ok = cfg_errorf(e, where, "[web] verify_client = optional or required needs tls_ca");
+    ok = check_path(c->web.users_file, false, "web", "users_file", where, e) && ok;
+    ok = web_auth_check_settings(&c->web, where, e) && ok;
     if (c->etcd.password[0] != '\0' && c->etcd.username[0] == '\0')
         ok = cfg_errorf(e, where, "[etcd] password is set but username is not");
     return ok;

@@ -77,7 +77,18 @@ struct pgw_web_settings {
     char tls_cert[PGW_PATH_MAX]; /* optional; cert and key together enable HTTPS */
     char tls_key[PGW_PATH_MAX];
     char tls_ca[PGW_PATH_MAX]; /* optional; verifies client certificates */
+    /* Authentication and TLS details (web/auth.h, web/tls.h). */
+    int verify_client;                 /* enum pgw_verify_client */
+    char users[4096];                  /* "name:role:pbkdf2-sha256$iter$salt$hash,..." (secret) */
+    char users_file[PGW_PATH_MAX];     /* optional; one "name:role:hash" per line */
+    char allowlist[1024];              /* CIDRs allowed to reach authenticated endpoints */
+    uint64_t session_timeout_ms;       /* dashboard session idle expiry */
+    uint64_t tls_handshake_timeout_ms; /* a TLS handshake must finish within this */
+    long long tls_max_connections;     /* TLS connections open at the same time */
 };
+
+/* [web] verify_client: client certificates checked against tls_ca. */
+enum pgw_verify_client { PGW_VERIFY_NONE = 0, PGW_VERIFY_OPTIONAL, PGW_VERIFY_REQUIRED };
 
 struct pgw_supervisor_settings {
     long long max_restarts;

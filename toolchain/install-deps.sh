@@ -4,7 +4,8 @@
 # Usage: toolchain/install-deps.sh [build|cross|test|lint|all]...   (default: build)
 #   build  native compilers and tools to build the static dependency sysroot
 #   cross  aarch64 cross compiler, arm64 libc/libssl (multiarch), qemu-user-static
-#   test   PostgreSQL 15, etcd, pytest + psycopg2 for the integration tests
+#   test   PostgreSQL 15, etcd, pytest + psycopg2 for the integration tests; haproxy and
+#          valgrind for the forwarder benchmark and its leak check
 #   lint   clang-format, cppcheck, shellcheck
 # A no-op (no apt-get at all) when every package of the requested groups is installed.
 # Runs as root on Debian 12 (bookworm). "build" adds deb-src entries for bookworm and
@@ -26,7 +27,7 @@ group_pkgs() {
                     libssl-dev:arm64 qemu-user-static ;;
         test)  echo postgresql-15 postgresql-client-15 etcd-server etcd-client \
                     python3-pytest python3-pytest-timeout python3-psycopg2 sqlite3 \
-                    procps iproute2 curl bc openssl ;;
+                    procps iproute2 curl bc openssl haproxy valgrind ;;
         lint)  echo clang-format cppcheck shellcheck ;;
     esac
 }
