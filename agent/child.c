@@ -59,7 +59,9 @@ static void apply_config(struct child *c, const void *payload)
     free(next);
     log_set_level((enum log_level)c->cfg->log.level);
     log_debug("config applied", "changed=%zu", changed);
-    if (changed > 0 && c->role->on_reload)
+    /* Always: a reload also re-reads the files the settings name (TLS certificates, users
+     * file) even when no setting changed. */
+    if (c->role->on_reload)
         c->role->on_reload(c, c->data);
 }
 

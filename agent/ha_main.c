@@ -61,6 +61,8 @@ static void ha_message(struct child *c, const struct msg_hdr *hdr, const void *p
     struct ha *ha = data;
     if (hdr->type == MSG_FENCE && ha->elector)
         elector_supervisor_fenced(ha->elector, payload);
+    else if (hdr->type == MSG_PROXY_STATS && ha->elector && len == sizeof(struct msg_proxy_stats))
+        elector_proxy_stats(ha->elector, payload);
     else if (hdr->type == MSG_COMMAND && ha->elector)
         elector_handle_command(ha->elector, payload, len);
 }

@@ -122,6 +122,8 @@ static bool replica_caught_up(const struct elect_input *in)
     int64_t top = v->pg.lsn;
     if (v->has_optime && v->optime > top)
         top = v->optime;
+    if (v->sync_restricts && v->sync_standby_up)
+        return true; /* PostgreSQL confirmed it: nothing acknowledged is missing there */
     return v->peer_max_lsn >= 0 && v->peer_max_lsn + in->cfg->max_lag >= top;
 }
 

@@ -158,12 +158,14 @@ struct elect_view {
                           failover-eligible replica within the lag limit (in `sync` in sync
                           mode) */
     /* the `sync` key */
-    bool sync_restricts; /* sync mode and a non-empty `sync`: only its members may promote */
-    bool sync_member;    /* this node is sync.leader or one of sync.sync_standby */
-    bool sync_key_mine;  /* sync.leader is this node */
-    bool sync_ok;        /* leader: `sync` and synchronous_standby_names are as wanted (or both
-                            cleared outside sync mode) */
-    bool params_ok;      /* the dynamic postgresql.parameters are the ones applied */
+    bool sync_restricts;  /* sync mode and a non-empty `sync`: only its members may promote */
+    bool sync_member;     /* this node is sync.leader or one of sync.sync_standby */
+    bool sync_standby_up; /* sync mode: a running member listed in sync.sync_standby (it has
+                             every acknowledged commit, whatever its published position) */
+    bool sync_key_mine;   /* sync.leader is this node */
+    bool sync_ok;         /* leader: `sync` and synchronous_standby_names are as wanted (or both
+                             cleared outside sync mode) */
+    bool params_ok;       /* the dynamic postgresql.parameters are the ones applied */
     struct elect_pg pg;
 };
 

@@ -225,8 +225,10 @@ static void wanted_route(struct elector *e, const struct elect_view *v, struct m
     if (!m)
         return;
     if (l->state == ELECT_LEADER) {
-        top = e->manage_pg ? e->pgv.lsn : -1;
-        if (!e->manage_pg || (e->pgv.ready && !e->pgv.in_recovery)) {
+        /* lags from the published positions, as every other node computes them */
+        top = member_of(e, e->ec.name, m) && m->has_xlog_location ? m->xlog_location : -1;
+        bool draining = e->busy_state == DCS_STATE_STOPPING;
+        if (!e->manage_pg || (e->pgv.ready && !e->pgv.in_recovery && !draining)) {
             r->has_leader = 1;
             r->is_self = 1;
             r->term = l->term;
@@ -379,6 +381,7 @@ static void refresh_timings(struct elector *e)
     e->dyn_present = present;
     if (present)
         e->dyn = next;
+    elector_build_values(e); /* the member key carries `pause` */
 }
 
 static void step(struct elector *e)
@@ -416,6 +419,11 @@ static void step(struct elector *e)
     e->in_step = false;
     publish(e);
     schedule(e);
+}
+
+void elector_publish_now(struct elector *e)
+{
+    publish(e);
 }
 
 void elector_step_now(struct elector *e)
@@ -530,6 +538,8 @@ bool elector_start(struct elector *e)
     e->stats_at_ms = clock_boot_ms();
     e->stats_timer = loop_add_timer(e->loop, STATS_PERIOD_MS, STATS_PERIOD_MS, on_stats, e);
     e->tick_timer = loop_add_timer(e->loop, 0, 0, on_start, e);
+    if (!elector_samples_start(e))
+        log_warn("no dashboard samples: cannot add their timer");
     log_info("election started", "member=%s prefix=%s nofailover=%s ttl_ms=%llu loop_wait_ms=%llu",
              e->ec.name, e->keys.prefix, e->ec.nofailover ? "yes" : "no",
              (unsigned long long)e->ec.t.ttl_ms, (unsigned long long)e->ec.t.loop_wait_ms);
@@ -601,6 +611,7 @@ void elector_free(struct elector *e)
         loop_cancel_timer(e->loop, e->tick_timer);
     if (e->stats_timer)
         loop_cancel_timer(e->loop, e->stats_timer);
+    elector_samples_stop(e);
     boottimer_free(e->deadline);
     etcd_client_free(e->etcd);
     kvc_free(&e->cache);

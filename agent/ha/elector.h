@@ -54,6 +54,9 @@ void elector_shutdown(struct elector *e);
  * MSG_REPLY. */
 void elector_handle_command(struct elector *e, const void *json, uint32_t len);
 void elector_free(struct elector *e);
+/* The forwarder's counters (MSG_PROXY_STATS), kept for the dashboard samples. */
+struct msg_proxy_stats;
+void elector_proxy_stats(struct elector *e, const struct msg_proxy_stats *s);
 
 /* Unary etcd requests sent by this process so far. */
 uint64_t elector_etcd_requests(const struct elector *e);

@@ -15,6 +15,7 @@
 #include "agent/dcs/values.h"
 #include "agent/etcd/etcd.h"
 #include "agent/ha/elector_int.h"
+#include "agent/store.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -316,7 +317,18 @@ void elector_command(struct elector *e, const char *json, size_t len)
     json_int_t id = a ? json_integer_value(json_object_get(a, "id")) : 0;
     const char *op = a ? json_string_value(json_object_get(a, "op")) : NULL;
     struct reply r = op ? dispatch(e, op, a) : text(400, "bad command");
-    log_info("command", "op=%s status=%d", op ? op : "?", r.status);
+    const char *user = a ? json_string_value(json_object_get(a, "user")) : NULL;
+    log_info("command", "op=%s status=%d user=%s", op ? op : "?", r.status, user ? user : "-");
+    if (op && e->store) {
+        json_t *d =
+            json_pack("{s:s,s:i,s:s}", "op", op, "status", r.status, "user", user ? user : "-");
+        char *dt = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        if (!dt || !store_event_add(e->store, clock_wall_ms(), "command", e->ec.name, e->local.term,
+                                    dt, NULL))
+            log_warn("cannot record an event", "kind=command");
+        free(dt);
+        json_decref(d);
+    }
     json_t *out = json_pack("{s:I,s:i,s:o}", "id", id, "status", r.status, "body",
                             r.body ? r.body : json_null());
     char *t = out ? json_dumps(out, JSON_COMPACT) : NULL;

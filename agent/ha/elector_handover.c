@@ -21,6 +21,7 @@ enum {
     FOLLOW_TIMEOUT_MS = 10000,
     REWIND_TIMEOUT_MS = 600000,
     SHUTDOWN_RECHECKS = 10,
+    DRAIN_MS = 500, /* long enough for a connection's authentication to finish */
 };
 
 /* `status` = {"optime": lsn}: where the replicas must be to take over without a loss. */
@@ -64,12 +65,27 @@ static int stop_and_publish(struct elector *e, const char *why)
     return 0;
 }
 
+/* Every forwarder stops sending new clients here before the stop (they hold them until the
+ * new leader accepts writes): our own at once, the other nodes' when they see our member key
+ * say "stopping"; connections still being set up get a moment to finish. */
+static void drain(struct elector *e)
+{
+    e->busy_state = DCS_STATE_STOPPING;
+    elector_put_member_now(e);
+    elector_publish_now(e);
+    struct timespec ts = {.tv_nsec = DRAIN_MS * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 int elector_switchover(struct elector *e, const struct elect_view *v, struct elect_result *r)
 {
     log_info("switchover: handing over the leadership", "candidate=%s scheduled=%s",
              v->failover_candidate[0] ? v->failover_candidate : "any",
              v->failover_due ? "now" : "later");
+    drain(e);
     int rc = stop_and_publish(e, "switchover");
+    e->busy_state = DCS_STATE_UNKNOWN;
+    elector_build_values(e);
     if (rc < 0) {
         log_error("switchover: cannot stop postgresql; staying the leader", "rc=%d", rc);
         return rc;
@@ -214,6 +230,8 @@ void elector_handover_stop(struct elector *e)
         }
         return;
     }
+    drain(e);
     if (stop_and_publish(e, "shutdown handover") == 0)
         elector_pg_event(e, "stopped for shutdown; leadership handed over");
+    e->busy_state = DCS_STATE_UNKNOWN;
 }

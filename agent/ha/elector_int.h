@@ -108,6 +108,13 @@ struct elector {
         char ssn[PG_SSN_MAX]; /* wanted synchronous_standby_names */
     } sync;
 
+    /* dashboard samples (elector_samples.c) */
+    uint64_t sample_timer;
+    uint64_t sample_rounds;
+    bool samples_failing;
+    bool have_proxy_stats;
+    struct msg_proxy_stats proxy_stats;
+
     bool route_sent;
     struct msg_route route;
     bool lease_sent_leader;
@@ -122,6 +129,8 @@ void elector_build_view(struct elector *e, struct elect_view *v);
 /* Builds the wanted member and status values from the configuration. */
 bool elector_build_values(struct elector *e);
 
+/* elector.c: sends the route (and lease, status) as they stand now, even inside a step. */
+void elector_publish_now(struct elector *e);
 /* elector.c: a step at once (or right after the current one). */
 void elector_step_now(struct elector *e);
 /* elector.c: "postgres://host:port/db" -> host, port. False if it does not parse. */
@@ -162,6 +171,10 @@ bool elector_params_ok(struct elector *e);
 
 /* elector_io.c: publishes members/<me> at once (a long action is starting). Best effort. */
 void elector_put_member_now(struct elector *e);
+
+/* ---- elector_samples.c: samples every 5 s into SQLite for the dashboard charts ---- */
+bool elector_samples_start(struct elector *e);
+void elector_samples_stop(struct elector *e);
 
 /* ---- elector_status.c: MSG_STATUS for the web process (on change, at least every loop_wait) */
 void elector_status_publish(struct elector *e);

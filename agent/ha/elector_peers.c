@@ -47,6 +47,13 @@ static bool eligible(const struct elector *e, const struct dcs_member *m, const 
     return top <= 0 || m->xlog_location + e->ec.max_lag >= top;
 }
 
+/* A switchover candidate must also be streaming (when its key says how it replicates: Patroni
+ * before 3.0.4 does not), or it would never receive the old leader's shutdown checkpoint. */
+static bool streams(const struct dcs_member *m)
+{
+    return !m->replication_state[0] || strcmp(m->replication_state, "streaming") == 0;
+}
+
 void elector_peers_view(struct elector *e, struct elect_view *v)
 {
     struct dcs_sync s;
@@ -85,10 +92,17 @@ void elector_peers_view(struct elector *e, struct elect_view *v)
             leader_tli = (uint32_t)m->timeline;
         bool is_old_leader =
             v->has_failover && v->failover_leader[0] && strcasecmp(name, v->failover_leader) == 0;
+        /* The leader hands over only to a streaming replica within the lag limit; the others,
+         * once the key is gone, just wait for a named candidate that can still take it (it
+         * checks its own position against the shutdown checkpoint itself). */
+        bool leading = e->local.state == ELECT_LEADER;
         if (v->has_failover && !is_old_leader &&
             (v->failover_candidate[0] ? strcasecmp(name, v->failover_candidate) == 0 : true) &&
-            eligible(e, m, &s, v->sync_restricts, top))
+            eligible(e, m, &s, v->sync_restricts, leading ? top : 0) && (!leading || streams(m)))
             v->candidate_ok = true;
+        if (v->sync_restricts && dcs_sync_matches(&s, name, false) &&
+            m->state == DCS_STATE_RUNNING && !dcs_tags_nofailover(&m->tags))
+            v->sync_standby_up = true;
         if (!eligible(e, m, &s, v->sync_restricts, 0))
             continue;
         int64_t prio = dcs_tags_failover_priority(&m->tags);

@@ -210,7 +210,8 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
         m->has_timeline = true;
         m->timeline = e->timeline;
         if (p->in_recovery)
-            snprintf(m->replication_state, sizeof(m->replication_state), "streaming");
+            snprintf(m->replication_state, sizeof(m->replication_state), "%s",
+                     e->last_st.streaming ? "streaming" : "in archive recovery");
     }
     m->pending_restart = e->pending_restart && p->ready;
     m->pause = elector_paused(e);

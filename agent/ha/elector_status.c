@@ -210,6 +210,10 @@ static json_t *snapshot(struct elector *e)
     set_new(o, "history", json_is_array(h) ? h : json_array());
     if (h && !json_is_array(h))
         json_decref(h);
+    json_t *f = v.has_failover ? cached_json(e, e->k_failover) : NULL;
+    set_new(o, "failover", json_is_object(f) ? f : json_null());
+    if (f && !json_is_object(f))
+        json_decref(f);
     json_t *c = cached_json(e, e->k_config);
     set_new(o, "config", json_is_object(c) ? c : json_null());
     if (c && !json_is_object(c))

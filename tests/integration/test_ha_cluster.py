@@ -121,8 +121,8 @@ def bootstrap(etcd, ha_cluster):
 
 
 def wait_caught_up(etcd_url, nodes, leader, timeout=15):
-    """Every replica's member key shows it running at the leader's current WAL position (what
-    the leader checks before handing over on a crash)."""
+    """Every replica's member key shows it running, streaming, at the leader's current WAL
+    position (what the leader checks before handing over on a crash or a switchover)."""
     lsn = int(query(leader, "SELECT pg_current_wal_lsn() - '0/0'")[0][0])
 
     def ok():
@@ -131,7 +131,8 @@ def wait_caught_up(etcd_url, nodes, leader, timeout=15):
                 continue
             raw = _kv(etcd_url, prefix(n) + "members/" + n.name)
             m = json.loads(raw) if raw else {}
-            if m.get("state") != "running" or m.get("xlog_location", -1) < lsn:
+            if (m.get("state") != "running" or m.get("xlog_location", -1) < lsn
+                    or m.get("replication_state") != "streaming"):
                 return False
         return True
     wait_until(ok, timeout, "replicas' member keys at the leader's WAL position", 0.1)

@@ -158,6 +158,20 @@ static void test_sync_restricts_promotion(void **state)
     assert_int_equal(decide(&l, &v), ELECT_ACT_RACE);
 }
 
+static void test_sync_leader_crash_releases_to_sync_standby(void **state)
+{
+    (void)state;
+    struct elect_local l;
+    struct elect_view v;
+    leader(&l, &v);
+    v.sync_mode = v.sync_restricts = v.sync_key_mine = v.sync_member = true;
+    v.pg.running = v.pg.ready = false;
+    v.peer_max_lsn = v.pg.lsn - 16 * MIB; /* its published position lags behind */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_START_PRIMARY);
+    v.sync_standby_up = true; /* but PostgreSQL confirmed it as synchronous */
+    assert_int_equal(decide(&l, &v), ELECT_ACT_PG_RELEASE);
+}
+
 static void test_sync_leader_claims_key_then_promotes(void **state)
 {
     (void)state;
@@ -323,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_leader_key_gone_is_timed),
         cmocka_unit_test(test_sync_restricts_promotion),
         cmocka_unit_test(test_sync_leader_claims_key_then_promotes),
+        cmocka_unit_test(test_sync_leader_crash_releases_to_sync_standby),
         cmocka_unit_test(test_pause_stops_automatic_actions),
         cmocka_unit_test(test_rejoin_of_a_former_primary),
         cmocka_unit_test(test_standby_behind_new_timeline_checks_first),
