@@ -45,15 +45,26 @@ static void log_route(const struct msg_hdr *hdr, const struct msg_route *r, bool
 {
     long long valid_ms =
         r->has_leader ? (long long)r->expiry_boot_ms - (long long)clock_boot_ms() : 0;
+    char reps[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < r->n_replicas && i < MSG_ROUTE_REPLICAS_MAX && used < sizeof(reps);
+         i++) {
+        int n = snprintf(reps + used, sizeof(reps) - used, "%s%s:%lld", i ? "," : "",
+                         r->replicas[i].name, (long long)r->replicas[i].lag_bytes);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
     if (changed)
         log_info("route",
-                 "from=%s leader=%s term=%lld host=%s port=%u self=%s replicas=%u "
+                 "from=%s leader=%s term=%lld host=%s port=%u self=%s replicas=%u lags=\"%s\" "
                  "valid_ms=%lld",
                  msgtypes_endpoint_name(hdr->src), r->has_leader ? r->leader : "none",
                  (long long)r->term, r->host[0] ? r->host : "-", (unsigned)r->port,
-                 r->is_self ? "yes" : "no", (unsigned)r->n_replicas, valid_ms);
+                 r->is_self ? "yes" : "no", (unsigned)r->n_replicas, reps, valid_ms);
     else
-        log_debug("route renewed", "leader=%s valid_ms=%lld", r->leader, valid_ms);
+        log_debug("route renewed", "leader=%s lags=\"%s\" valid_ms=%lld", r->leader, reps,
+                  valid_ms);
 }
 
 static bool same_replicas(const struct msg_route *a, const struct msg_route *b)
@@ -103,9 +114,13 @@ static void on_stats(struct loop *l, uint64_t id, void *arg)
     struct proxy *p = arg;
     struct msg_proxy_stats st;
     fwd_stats(p->fwd, &st);
-    int r = child_send(p->child, EP_WEB, MSG_PROXY_STATS, &st, sizeof(st));
-    if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
-        log_debug("stats not sent", "err=%d", r);
+    /* web shows them live; ha keeps samples of them for the dashboard charts */
+    static const uint8_t to[] = {EP_WEB, EP_HA};
+    for (size_t i = 0; i < sizeof(to); i++) {
+        int r = child_send(p->child, to[i], MSG_PROXY_STATS, &st, sizeof(st));
+        if (r < 0 && r != -EAGAIN && r != -EPIPE && r != -ECONNRESET)
+            log_debug("stats not sent", "dst=%s err=%d", msgtypes_endpoint_name(to[i]), r);
+    }
 }
 
 static bool proxy_start(struct child *c, void *data)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,7 +26,10 @@ static const struct {
     [FAIL_NO_REPLICA] = {"57P03", "no replica or primary available"},
     [FAIL_TOO_MANY] = {"53300", "sorry, too many clients already (pgwarden forwarder)"},
     [FAIL_PROTOCOL] = {"08P01", "invalid startup packet"},
+    [FAIL_TOO_LARGE] = {"08P01",
+                        "startup packet longer than 1024 bytes (pgwarden forwarder limit)"},
 };
+_Static_assert(FWD_FIRST_MAX == 1024, "the FAIL_TOO_LARGE message names the limit");
 
 static const char *port_name(const struct conn *c)
 {
@@ -54,6 +58,12 @@ static void set_timer(struct conn *c, uint64_t delay_ms)
         log_error("cannot arm a connection timer", "port=%s", port_name(c));
 }
 
+/* Bytes in `down` that may go to the client now (not a server's first message under review). */
+static bool down_ready(const struct conn *c)
+{
+    return pbuf_len(&c->down) && (c->answered || c->state != CS_RELAY);
+}
+
 /* Sets the interest bits each leg needs in its state (only calling epoll when they change). */
 static void watch(struct conn *c)
 {
@@ -65,11 +75,13 @@ static void watch(struct conn *c)
         break;
     case CS_HELD:
     case CS_CONNECTING:
-        ci = pbuf_len(&c->up) < PBUF_CAP ? LOOP_READ : 0; /* notices a client that leaves */
+        /* notices a client that leaves; keeps what it sends with the first packet */
+        ci = !c->first.mem || pbuf_space(&c->first) ? LOOP_READ : 0;
         break;
     case CS_RELAY:
         ci = pbuf_len(&c->up) == 0 ? LOOP_READ : 0; /* backpressure: upstream has not taken it */
-        ui = pbuf_len(&c->down) == 0 ? LOOP_READ : 0;
+        /* before the answer, the server's first message is collected whole */
+        ui = pbuf_len(&c->down) == 0 || !c->answered ? LOOP_READ : 0;
         if (pbuf_len(&c->up))
             ui |= LOOP_WRITE;
         break;
@@ -79,7 +91,7 @@ static void watch(struct conn *c)
     default:
         break;
     }
-    if (pbuf_len(&c->down))
+    if (down_ready(c))
         ci |= LOOP_WRITE;
     if (c->state == CS_CONNECTING)
         ui = LOOP_WRITE;
@@ -135,7 +147,7 @@ void conn_free(struct conn *c)
     close(c->cfd);
     pbuf_release(&c->up, &f->pool);
     pbuf_release(&c->down, &f->pool);
-    pbuf_release(&c->replay, &f->pool);
+    pbuf_release(&c->first, &f->small);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -182,7 +194,9 @@ static bool enter_closing(struct conn *c)
 {
     close_upstream(c);
     pbuf_release(&c->up, &c->f->pool);
+    pbuf_release(&c->first, &c->f->small);
     c->first_is_ssl = false;
+    c->answered = true; /* what is in `down` goes to the client */
     c->state = CS_CLOSING;
     c->shut = false;
     set_timer(c, c->f->cfg.linger_ms);
@@ -206,7 +220,9 @@ static bool fail_now(struct conn *c, enum conn_fail why)
     size_t n = pgp_error_response(msg, sizeof(msg), fail_text[why].code, fail_text[why].msg);
     close_upstream(c);
     pbuf_release(&c->up, &c->f->pool);
+    pbuf_release(&c->first, &c->f->small);
     pbuf_release(&c->down, &c->f->pool); /* the error is the only thing the client gets */
+    c->answered = true;
     if (!reply(c, msg, n))
         return false;
     return enter_closing(c);
@@ -227,7 +243,7 @@ static bool hold_expired(struct conn *c)
     if (!c->first_is_ssl)
         return fail_now(c, (enum conn_fail)c->fail);
     /* Refuse TLS, then the error follows the StartupMessage the client sends in clear. */
-    pbuf_release(&c->up, &f->pool);
+    pbuf_release(&c->first, &f->small);
     c->first_is_ssl = false;
     c->state = CS_FIRST;
     set_timer(c, f->cfg.first_packet_ms);
@@ -242,8 +258,11 @@ static bool hold(struct conn *c, uint64_t retry_ms)
     if (!c->held) {
         c->held = true;
         c->held_since = now;
-        c->hold_deadline = now + f->cfg.hold_timeout_ms;
         f->st[c->port].held++;
+    }
+    if (!c->deadline_set) {
+        c->deadline_set = true;
+        c->hold_deadline = now + f->cfg.hold_timeout_ms;
     }
     c->state = CS_HELD;
     if (now >= c->hold_deadline)
@@ -273,8 +292,9 @@ static void tune_upstream(const struct fwd *f, int fd)
         setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
-/* The upstream connect failed: hold and retry, or give up. False if c was freed. */
-static bool connect_failed(struct conn *c, int err)
+/* The upstream could not take c (connect failed, closed or refused before answering): hold and
+ * retry with a backoff, the first packet still in `first`. False if c was freed. */
+static bool retry_later(struct conn *c, const char *why)
 {
     struct fwd *f = c->f;
     f->st[c->port].connect_failures++;
@@ -283,9 +303,11 @@ static bool connect_failed(struct conn *c, int err)
         char addr[80];
         f->last_fail_log_ms = now;
         log_warn("cannot connect to PostgreSQL", "port=%s target=%s err=\"%s\"", port_name(c),
-                 route_addr_str(&c->target, addr, sizeof(addr)), strerror(err));
+                 route_addr_str(&c->target, addr, sizeof(addr)), why);
     }
     close_upstream(c);
+    pbuf_release(&c->up, &f->pool);
+    pbuf_release(&c->down, &f->pool);
     if (c->is_cancel) {
         conn_free(c);
         return false;
@@ -294,6 +316,11 @@ static bool connect_failed(struct conn *c, int err)
     if (c->retries < UINT8_MAX)
         c->retries++;
     return hold(c, backoff ? backoff : 1);
+}
+
+static bool connect_failed(struct conn *c, int err)
+{
+    return retry_later(c, strerror(err));
 }
 
 /* Starts a non-blocking connect of c to t. `replica` >= 0: counts c on that replica. False if c
@@ -322,18 +349,18 @@ static bool connect_to(struct conn *c, const struct route_addr *t, int replica)
     return true;
 }
 
-/* Puts the first packet back in `up` after an upstream that never answered. */
+/* Forgets the upstream of a connection whose server has not answered: what was sent to it and
+ * what it sent; `first` is sent again to the next one. */
 static void unforward(struct conn *c)
 {
-    struct pbuf tmp = c->up;
-    c->up = c->replay;
-    c->replay = tmp;
-    pbuf_release(&c->replay, &c->f->pool);
+    close_upstream(c);
+    pbuf_release(&c->up, &c->f->pool);
+    pbuf_release(&c->down, &c->f->pool);
     c->forwarded = false;
 }
 
-/* The upstream closed or failed. Before its first byte the client is held and retried; after
- * it, what the server sent is flushed and the client leg closed. False if c was freed. */
+/* The upstream closed or failed. Before its answer the client is held and retried; after it,
+ * what the server sent is flushed and the client leg closed. False if c was freed. */
 static bool upstream_lost(struct conn *c, int err)
 {
     if (!c->answered) {
@@ -354,14 +381,13 @@ static bool connected(struct conn *c)
     c->forwarded = true;
     c->answered = c->is_cancel; /* a cancel is never replayed */
     pgp_scan_init(&c->scan, c->first_is_ssl);
-    if (!c->answered) {
-        if (!pbuf_reserve(&c->replay, &c->f->pool)) {
-            conn_free(c);
-            return false;
-        }
-        c->replay.off = c->replay.len = 0;
-        pbuf_append(&c->replay, pbuf_data(&c->up), pbuf_len(&c->up));
+    if (!pbuf_reserve(&c->up, &c->f->pool) || !pbuf_reserve(&c->first, &c->f->small)) {
+        conn_free(c);
+        return false;
     }
+    pbuf_append(&c->up, pbuf_data(&c->first), pbuf_len(&c->first)); /* up is empty here */
+    if (c->answered)
+        pbuf_release(&c->first, &c->f->small);
     ssize_t w = pbuf_write_fd(&c->up, c->ufd);
     if (w < 0)
         return upstream_lost(c, (int)-w);
@@ -417,15 +443,20 @@ static bool start_cancel(struct conn *c, const struct pgp_packet *pk)
 static bool on_first_data(struct conn *c)
 {
     struct pgp_packet pk;
-    switch (pgp_first_packet(pbuf_data(&c->up), pbuf_len(&c->up), &pk)) {
+    switch (pgp_first_packet(pbuf_data(&c->first), pbuf_len(&c->first), &pk)) {
     case PGP_NEED_MORE:
+        if (pk.len > FWD_FIRST_MAX) {
+            log_info("startup packet too long", "port=%s len=%u max=%d", port_name(c),
+                     (unsigned)pk.len, FWD_FIRST_MAX);
+            return fail_now(c, FAIL_TOO_LARGE);
+        }
         return true;
     case PGP_GSSENC:
-        pbuf_release(&c->up, &c->f->pool);
+        pbuf_release(&c->first, &c->f->small);
         return reply(c, "N", 1); /* no GSS encryption; the client goes on with SSL or clear */
     case PGP_SSL:
         if (c->fail) {
-            pbuf_release(&c->up, &c->f->pool);
+            pbuf_release(&c->first, &c->f->small);
             return reply(c, "N", 1);
         }
         c->first_is_ssl = true;
@@ -443,21 +474,23 @@ static bool on_first_data(struct conn *c)
         return start_cancel(c, &pk);
     case PGP_BAD:
     default:
-        log_debug("invalid first packet", "port=%s bytes=%zu", port_name(c), pbuf_len(&c->up));
+        log_debug("invalid first packet", "port=%s bytes=%zu", port_name(c), pbuf_len(&c->first));
         return fail_now(c, FAIL_PROTOCOL);
     }
 }
 
-/* Reads client bytes into `up`. Returns > 0 bytes read, 0 if nothing now; < 0 c was freed. */
-static ssize_t read_client(struct conn *c)
+/* Reads client bytes into b (a buffer of pool p). Returns > 0 bytes read, 0 if nothing now;
+ * < 0 c was freed. */
+static ssize_t read_client(struct conn *c, struct pbuf *b, struct pbuf_pool *p)
 {
-    if (!pbuf_reserve(&c->up, &c->f->pool)) {
+    if (!pbuf_reserve(b, p)) {
         conn_free(c);
         return -1;
     }
-    ssize_t r = pbuf_read_fd(&c->up, c->cfd);
+    ssize_t r = pbuf_read_fd(b, c->cfd);
     if (r == -EAGAIN || r == -ENOBUFS) {
-        pbuf_trim(&c->up, &c->f->pool);
+        if (b != &c->first)
+            pbuf_trim(b, p);
         return 0;
     }
     if (r <= 0) {
@@ -473,12 +506,15 @@ static ssize_t read_client(struct conn *c)
 /* CS_RELAY: client -> server; only called with `up` empty. False if c was freed. */
 static bool pump_up(struct conn *c)
 {
-    ssize_t r = read_client(c);
+    ssize_t r = read_client(c, &c->up, &c->f->pool);
     if (r <= 0)
         return r == 0;
-    if (!c->answered && pbuf_append(&c->replay, pbuf_data(&c->up), (size_t)r) != (size_t)r) {
-        c->answered = true; /* too much to replay: this upstream is the only one */
-        pbuf_release(&c->replay, &c->f->pool);
+    if (!c->answered && pbuf_append(&c->first, pbuf_data(&c->up), (size_t)r) != (size_t)r) {
+        /* too much to replay: this upstream is the only one; its reply goes out as it is */
+        c->answered = true;
+        pbuf_release(&c->first, &c->f->small);
+        if (pbuf_len(&c->down) && !flush_down(c))
+            return false;
     }
     ssize_t w = pbuf_write_fd(&c->up, c->ufd);
     if (w < 0)
@@ -513,21 +549,21 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
         conn_free(c); /* reset, or both directions closed */
         return;
     }
-    if ((events & LOOP_WRITE) && pbuf_len(&c->down)) {
+    if ((events & LOOP_WRITE) && down_ready(c)) {
         if (c->state == CS_CLOSING ? !closing_progress(c) : !flush_down(c))
             return;
     }
     if (events & LOOP_READ) {
         switch (c->state) {
         case CS_FIRST: {
-            ssize_t r = read_client(c);
+            ssize_t r = read_client(c, &c->first, &c->f->small);
             if (r < 0 || (r > 0 && !on_first_data(c)))
                 return;
             break;
         }
         case CS_HELD:
         case CS_CONNECTING: {
-            ssize_t r = read_client(c);
+            ssize_t r = read_client(c, &c->first, &c->f->small);
             if (r < 0)
                 return;
             if (r > 0 && c->first_is_ssl) { /* must wait for the answer to SSLRequest */
@@ -553,7 +589,56 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *arg)
 
 /* ---- server side ---- */
 
-/* CS_RELAY: server -> client; only called with `down` empty. False if c was freed. */
+/* The server's answer to an SSLRequest (first byte in `down`). 'N': relayed, and the
+ * StartupMessage the client now sends in clear is what a next server receives, without the
+ * SSLRequest; anything else (TLS) makes the session opaque. False if c was freed. */
+static bool review_ssl_reply(struct conn *c)
+{
+    bool refused = pbuf_data(&c->down)[0] == 'N' && pbuf_len(&c->down) == 1;
+    c->first_is_ssl = false;
+    if (!refused) {
+        c->answered = true;
+        pbuf_release(&c->first, &c->f->small);
+        return flush_down(c);
+    }
+    pbuf_consume(&c->first, pbuf_len(&c->first)); /* the SSLRequest is not sent again */
+    if (!flush_down(c))
+        return false;
+    if (pbuf_len(&c->down)) { /* the client did not take even that byte: no retry from here */
+        c->answered = true;
+        pbuf_release(&c->first, &c->f->small);
+    }
+    return true;
+}
+
+/* CS_RELAY before the answer: `down` holds the start of the server's reply. A FATAL 57P0x as
+ * its first message (a server shutting down or starting up at the moment of connect) sends the
+ * client to the next server, as a connect failure would; anything else is relayed. False if c
+ * was freed. */
+static bool review_reply(struct conn *c)
+{
+    if (c->first_is_ssl)
+        return review_ssl_reply(c);
+    char code[6];
+    switch (pgp_first_reply(pbuf_data(&c->down), pbuf_len(&c->down), PBUF_CAP, code)) {
+    case PGP_REPLY_MORE:
+        return true;
+    case PGP_REPLY_RETRY: {
+        char why[64];
+        snprintf(why, sizeof(why), "server refused the session: SQLSTATE %s", code);
+        unforward(c);
+        return retry_later(c, why);
+    }
+    case PGP_REPLY_RELAY:
+    default:
+        c->answered = true;
+        pbuf_release(&c->first, &c->f->small);
+        return flush_down(c);
+    }
+}
+
+/* CS_RELAY: server -> client; called with `down` empty, or before the answer. False if c was
+ * freed. */
 static bool pump_down(struct conn *c)
 {
     struct fwd *f = c->f;
@@ -562,7 +647,7 @@ static bool pump_down(struct conn *c)
         return false;
     }
     ssize_t r = pbuf_read_fd(&c->down, c->ufd);
-    if (r == -EAGAIN) {
+    if (r == -EAGAIN || r == -ENOBUFS) {
         pbuf_trim(&c->down, &f->pool);
         return true;
     }
@@ -571,10 +656,6 @@ static bool pump_down(struct conn *c)
         return upstream_lost(c, (int)-r);
     }
     f->st[c->port].bytes_down += (uint64_t)r;
-    if (!c->answered) {
-        c->answered = true;
-        pbuf_release(&c->replay, &f->pool);
-    }
     if (!pgp_scan_done(&c->scan)) {
         pgp_scan_feed(&c->scan, pbuf_data(&c->down) + pbuf_len(&c->down) - r, (size_t)r);
         if (c->scan.have_key && !c->is_cancel) {
@@ -583,6 +664,8 @@ static bool pump_down(struct conn *c)
             cmap_put(&f->keys, &c->ck);
         }
     }
+    if (!c->answered)
+        return review_reply(c);
     return flush_down(c);
 }
 
@@ -620,7 +703,7 @@ static void on_upstream(struct loop *l, int fd, uint32_t events, void *arg)
         pbuf_trim(&c->up, &c->f->pool);
     }
     if (events & LOOP_READ) {
-        if (!pbuf_len(&c->down)) {
+        if (!pbuf_len(&c->down) || !c->answered) {
             if (!pump_down(c))
                 return;
         } else if (events & LOOP_ERR) {
@@ -734,7 +817,6 @@ void conn_on_route(struct conn *c)
         if (!stale(c, &f->route))
             return;
         if (!c->answered) { /* nothing came back yet: send the first packet elsewhere */
-            close_upstream(c);
             unforward(c);
             if (!conn_route(c))
                 return;

@@ -13,7 +13,7 @@
 
 #define LOG_MODULE "proxy"
 
-enum { POOL_MAX_FREE = 32, ACCEPT_PAUSE_MS = 100 };
+enum { POOL_MAX_FREE = 32, SMALL_MAX_FREE = 256, ACCEPT_PAUSE_MS = 100 };
 
 void fwd_config_from_settings(const struct pgw_proxy_settings *s, struct fwd_config *out)
 {
@@ -110,7 +110,8 @@ struct fwd *fwd_new(struct loop *l, int rw_fd, int ro_fd, const struct fwd_confi
     f->cfg = *cfg;
     f->lfd[PROXY_PORT_RW] = rw_fd;
     f->lfd[PROXY_PORT_RO] = ro_fd;
-    pbuf_pool_init(&f->pool, POOL_MAX_FREE);
+    pbuf_pool_init(&f->pool, PBUF_CAP, POOL_MAX_FREE);
+    pbuf_pool_init(&f->small, FWD_FIRST_MAX, SMALL_MAX_FREE);
     if (!cmap_init(&f->keys, cfg->max_connections))
         goto fail;
     for (int i = 0; i < PROXY_NPORTS; i++) {
@@ -144,6 +145,7 @@ void fwd_free(struct fwd *f)
         loop_cancel_timer(f->loop, f->pause_timer);
     cmap_free(&f->keys);
     pbuf_pool_free(&f->pool);
+    pbuf_pool_free(&f->small);
     free(f);
 }
 

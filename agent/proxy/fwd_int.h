@@ -9,20 +9,31 @@
 #include "agent/proxy/route.h"
 
 enum {
-    FWD_REJECT_MAX = 64,  /* connections over the limit answered with 53300 at the same time */
-    FWD_ACCEPT_BATCH = 64 /* accepts per readiness event */
+    FWD_REJECT_MAX = 64,   /* connections over the limit answered with 53300 at the same time */
+    FWD_ACCEPT_BATCH = 64, /* accepts per readiness event */
+    /* The client's first packet (a StartupMessage is typically 60-300 bytes) lives in a chunk of
+     * this size from a pool of its own, not in a relay buffer: a held client costs ~1 KiB.
+     * A longer startup packet is refused with a clear error. */
+    FWD_FIRST_MAX = 1024
 };
 
 enum conn_state {
     CS_FIRST,      /* reading the client's first packet */
     CS_HELD,       /* waiting for a route (or for a retry after a failed connect) */
-    CS_CONNECTING, /* upstream connect in progress; the first packet waits in `up` */
+    CS_CONNECTING, /* upstream connect in progress; the first packet waits in `first` */
     CS_RELAY,      /* both legs up */
     CS_CLOSING,    /* upstream gone: flushing the last bytes or an error, then lingering */
 };
 
 /* The error a connection gets once its startup packet arrives (after 'N' to SSLRequest). */
-enum conn_fail { FAIL_NONE = 0, FAIL_NO_PRIMARY, FAIL_NO_REPLICA, FAIL_TOO_MANY, FAIL_PROTOCOL };
+enum conn_fail {
+    FAIL_NONE = 0,
+    FAIL_NO_PRIMARY,
+    FAIL_NO_REPLICA,
+    FAIL_TOO_MANY,
+    FAIL_PROTOCOL,
+    FAIL_TOO_LARGE
+};
 
 struct conn {
     struct cmap_entry ck; /* first: the cancel map hands back &ck */
@@ -34,7 +45,7 @@ struct conn {
     uint8_t fail;  /* enum conn_fail */
     bool counted;  /* counts against max_connections (false: a rejected one) */
     bool is_cancel;
-    bool first_is_ssl;    /* the packet waiting in `up` is an SSLRequest */
+    bool first_is_ssl;    /* the packet in `first` is an SSLRequest not answered yet */
     bool forwarded;       /* the first packet went upstream */
     bool shut;            /* CS_CLOSING: our side of the client leg is shut down */
     bool held;            /* counted in the port's `held` gauge */
@@ -42,16 +53,21 @@ struct conn {
     uint8_t retries;      /* failed connects in a row (backoff) */
     uint32_t cint, uint_; /* interest bits set in the loop */
     uint64_t timer;
-    uint64_t held_since; /* loop ms when holding began */
-    uint64_t hold_deadline;
+    uint64_t held_since;    /* loop ms when holding began */
+    uint64_t hold_deadline; /* set once: re-holds after a refusal do not extend it */
+    bool deadline_set;
     int64_t term; /* of the route the upstream was chosen from */
     struct route_addr target;
-    struct pbuf up;   /* client -> server */
-    struct pbuf down; /* server -> client */
-    /* A copy of the first packet until the server's first byte: a server that closes or is
-     * replaced before answering is retried elsewhere, invisibly to the client. */
-    struct pbuf replay;
-    bool answered; /* the server sent something */
+    struct pbuf up;   /* client -> server (relay chunk) */
+    struct pbuf down; /* server -> client (relay chunk) */
+    /* What the client sent that the server has not answered yet (the first packet; after a
+     * server's 'N' to SSLRequest, the StartupMessage), from the small pool: a server that
+     * closes, refuses with 57P0x or is replaced before answering is retried elsewhere,
+     * invisibly to the client. */
+    struct pbuf first;
+    /* Bytes from the server reach the client (no more retry). Until then `down` collects the
+     * server's first message, which is relayed only once it is known not to be a 57P0x. */
+    bool answered;
     struct pgp_scan scan;
 };
 
@@ -65,8 +81,9 @@ struct fwd {
     uint64_t last_accept_err_ms;
     struct route_table route;
     struct cmap keys;
-    struct pbuf_pool pool;
-    struct conn *conns; /* all client connections */
+    struct pbuf_pool pool;  /* relay chunks (PBUF_CAP) */
+    struct pbuf_pool small; /* first-packet chunks (FWD_FIRST_MAX) */
+    struct conn *conns;     /* all client connections */
     size_t nconns;
     size_t ncounted;
     size_t nrejecting;

@@ -15,12 +15,11 @@ struct pbuf_chunk {
     struct pbuf_chunk *next;
 };
 
-_Static_assert(PBUF_CAP >= sizeof(struct pbuf_chunk), "a chunk holds the free-list link");
-
-void pbuf_pool_init(struct pbuf_pool *p, size_t max_free)
+void pbuf_pool_init(struct pbuf_pool *p, uint32_t chunk, size_t max_free)
 {
     memset(p, 0, sizeof(*p));
     p->max_free = max_free;
+    p->chunk = chunk < sizeof(struct pbuf_chunk) ? (uint32_t)sizeof(struct pbuf_chunk) : chunk;
 }
 
 void pbuf_pool_free(struct pbuf_pool *p)
@@ -43,14 +42,15 @@ bool pbuf_reserve(struct pbuf *b, struct pbuf_pool *p)
         p->nfree--;
         b->mem = (uint8_t *)c;
     } else {
-        b->mem = malloc(PBUF_CAP);
+        b->mem = malloc(p->chunk);
         if (!b->mem) {
-            log_error("out of memory for a connection buffer", "size=%d", PBUF_CAP);
+            log_error("out of memory for a connection buffer", "size=%u", (unsigned)p->chunk);
             return false;
         }
     }
     p->in_use++;
     b->off = b->len = 0;
+    b->cap = p->chunk;
     return true;
 }
 
@@ -68,7 +68,7 @@ void pbuf_release(struct pbuf *b, struct pbuf_pool *p)
     }
     p->in_use--;
     b->mem = NULL;
-    b->off = b->len = 0;
+    b->off = b->len = b->cap = 0;
 }
 
 void pbuf_trim(struct pbuf *b, struct pbuf_pool *p)
@@ -79,7 +79,7 @@ void pbuf_trim(struct pbuf *b, struct pbuf_pool *p)
 
 size_t pbuf_space(const struct pbuf *b)
 {
-    return b->mem ? PBUF_CAP - b->len : 0;
+    return b->mem ? b->cap - b->len : 0;
 }
 
 /* Moves pending bytes to the front so that all free space is at the end. */
@@ -96,9 +96,9 @@ size_t pbuf_append(struct pbuf *b, const void *d, size_t n)
 {
     if (!b->mem)
         return 0;
-    if (b->off + b->len + n > PBUF_CAP)
+    if (b->off + b->len + n > b->cap)
         compact(b);
-    size_t room = PBUF_CAP - b->off - b->len;
+    size_t room = b->cap - b->off - b->len;
     if (n > room)
         n = room;
     memcpy(b->mem + b->off + b->len, d, n);
@@ -120,9 +120,9 @@ ssize_t pbuf_read_fd(struct pbuf *b, int fd)
 {
     if (!b->mem)
         return -ENOBUFS;
-    if (b->off + b->len == PBUF_CAP)
+    if (b->off + b->len == b->cap)
         compact(b);
-    size_t room = PBUF_CAP - b->off - b->len;
+    size_t room = b->cap - b->off - b->len;
     if (room == 0)
         return -ENOBUFS;
     for (;;) {

@@ -8,7 +8,8 @@
 #include <sys/types.h>
 
 /* A buffer holds its chunk only while it has bytes (an idle connection holds no memory); chunks
- * go back to the pool's free list, so relaying allocates nothing per packet. */
+ * go back to the pool's free list, so relaying allocates nothing per packet. Each pool has its
+ * own chunk size: the relay buffers use PBUF_CAP, the first packet of a client a small one. */
 enum { PBUF_CAP = 16384 };
 
 struct pbuf_chunk;
@@ -18,15 +19,18 @@ struct pbuf_pool {
     size_t nfree;
     size_t max_free; /* chunks kept beyond this are returned to malloc */
     size_t in_use;
+    uint32_t chunk; /* bytes per chunk */
 };
 
 struct pbuf {
     uint8_t *mem; /* NULL when the buffer holds no chunk */
     uint32_t off; /* first pending byte */
     uint32_t len; /* pending bytes */
+    uint32_t cap; /* size of the chunk held (that of the pool it came from) */
 };
 
-void pbuf_pool_init(struct pbuf_pool *p, size_t max_free);
+/* chunk: bytes per chunk (at least the size of a pointer). */
+void pbuf_pool_init(struct pbuf_pool *p, uint32_t chunk, size_t max_free);
 /* Frees the free list (chunks still held by buffers must have been released). */
 void pbuf_pool_free(struct pbuf_pool *p);
 

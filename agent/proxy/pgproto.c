@@ -49,6 +49,43 @@ enum pgp_first pgp_first_packet(const uint8_t *p, size_t n, struct pgp_packet *o
     }
 }
 
+enum pgp_reply pgp_first_reply(const uint8_t *p, size_t n, size_t cap, char *code)
+{
+    if (code)
+        code[0] = '\0';
+    if (n == 0)
+        return PGP_REPLY_MORE;
+    if (p[0] != 'E')
+        return PGP_REPLY_RELAY;
+    if (n < 5)
+        return PGP_REPLY_MORE;
+    uint32_t len = be32(p + 1);
+    if (len < 5 || (size_t)len + 1 > cap)
+        return PGP_REPLY_RELAY;
+    if (n < (size_t)len + 1)
+        return PGP_REPLY_MORE;
+    /* fields: a type byte and a NUL-terminated string each, then a final NUL */
+    const uint8_t *f = p + 5, *end = p + 1 + len;
+    const char *sqlstate = NULL;
+    while (f < end && *f) {
+        const uint8_t *nul = memchr(f + 1, 0, (size_t)(end - f - 1));
+        if (!nul)
+            return PGP_REPLY_RELAY; /* malformed: the client may make sense of it */
+        if (*f == 'C' && nul - f - 1 == 5)
+            sqlstate = (const char *)f + 1;
+        f = nul + 1;
+    }
+    if (!sqlstate)
+        return PGP_REPLY_RELAY;
+    if (code) {
+        memcpy(code, sqlstate, 5);
+        code[5] = '\0';
+    }
+    bool retry = strncmp(sqlstate, "57P01", 5) == 0 || strncmp(sqlstate, "57P02", 5) == 0 ||
+                 strncmp(sqlstate, "57P03", 5) == 0;
+    return retry ? PGP_REPLY_RETRY : PGP_REPLY_RELAY;
+}
+
 /* Appends field type t and the NUL-terminated s at *pos; false if it does not fit. */
 static bool add_field(uint8_t *out, size_t cap, size_t *pos, char t, const char *s)
 {

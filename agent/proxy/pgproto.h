@@ -38,6 +38,20 @@ struct pgp_packet {
  * by more bytes is PGP_BAD (the client must wait for the one-byte answer: CVE-2021-23214). */
 enum pgp_first pgp_first_packet(const uint8_t *p, size_t n, struct pgp_packet *out);
 
+/* What to do with the server's first message (after the StartupMessage, before anything went
+ * to the client). */
+enum pgp_reply {
+    PGP_REPLY_MORE = 0, /* an ErrorResponse not complete yet: wait for more bytes */
+    PGP_REPLY_RELAY,    /* anything else: relay it (and everything after) */
+    PGP_REPLY_RETRY,    /* FATAL 57P01/57P02/57P03 (shutting down, starting up, cannot connect
+                         * now): the server cannot take the session; try the next one */
+};
+
+/* Decides from the n bytes at p (the start of the server's reply) whether the client may be
+ * sent elsewhere. An ErrorResponse longer than cap bytes is relayed. `code` (6 bytes, may be
+ * NULL) gets the SQLSTATE of a complete ErrorResponse, "" otherwise. */
+enum pgp_reply pgp_first_reply(const uint8_t *p, size_t n, size_t cap, char *code);
+
 /* Writes a FATAL ErrorResponse with SQLSTATE `code` (5 characters) and `message` into out.
  * Returns the length written, or 0 if it does not fit in cap. */
 size_t pgp_error_response(uint8_t *out, size_t cap, const char *code, const char *message);

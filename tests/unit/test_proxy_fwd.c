@@ -655,14 +655,222 @@ static void test_server_closes_mid_packet(void **state)
     assert_true(u >= 0);
     uint8_t b[128];
     assert_true(recv_some(x, u, b, startup(b), 2000, NULL) > 0);
-    send_all(u, "E\0\0", 3); /* half a header, then the server dies */
+    /* AuthenticationOk, then half a header, then the server dies: the client gets both */
+    send_all(u, "R\0\0\0\x08\0\0\0\0E\0\0", 12);
     close(u);
     bool eof;
-    assert_int_equal(recv_some(x, c, b, sizeof(b), 2000, &eof), 3);
+    assert_int_equal(recv_some(x, c, b, sizeof(b), 2000, &eof), 12);
     assert_true(eof || wait_eof(x, c, 2000));
     close(c);
     pump(x, 20);
     assert_int_equal(fwd_connections(x->f), 0);
+}
+
+/* A server that dies in the middle of its first message (an ErrorResponse being collected):
+ * the client has seen nothing, so it is sent to the next server. */
+static void test_server_dies_mid_first_error(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    send_startup(c);
+    int u = accept_up(x, 0, 2000);
+    assert_true(u >= 0);
+    uint8_t b[128];
+    size_t n = startup(b);
+    assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+    send_all(u, "E\0\0", 3);
+    pump(x, 20);
+    close(u);
+    bool eof;
+    assert_int_equal(recv_some(x, c, b, 1, 100, &eof), 0);
+    assert_false(eof);
+    u = accept_up(x, 0, 2000); /* retried after the backoff */
+    assert_true(u >= 0);
+    assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+    close(u);
+    close(c);
+}
+
+/* FATAL 57P03 ("the database system is shutting down") as the server's first message: the
+ * client does not see it; the same startup packet goes to the next leader. */
+static void test_refused_57p03_rerouted(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    send_startup(c);
+    uint8_t want[64], b[PGP_ERROR_MAX];
+    size_t n = startup(want);
+    uint8_t err[PGP_ERROR_MAX];
+    size_t en =
+        pgp_error_response(err, sizeof(err), "57P03", "the database system is shutting down");
+    for (int i = 0; i < 2; i++) { /* refused twice by the same server (the route still names it) */
+        int u = accept_up(x, 0, 2000);
+        assert_true(u >= 0);
+        assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+        assert_memory_equal(b, want, n);
+        send_all(u, err, 10); /* in two pieces: collected whole before deciding */
+        pump(x, 10);
+        send_all(u, err + 10, en - 10);
+        pump(x, 10);
+        close(u);
+    }
+    assert_int_equal(x->f->st[PROXY_PORT_RW].held, 1);
+    route(x, 1, 2, 0, 0);
+    int u = accept_up(x, 1, 2000);
+    assert_true(u >= 0);
+    assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+    assert_memory_equal(b, want, n);
+    n = server_hello(want, 9, 10);
+    send_all(u, want, n);
+    assert_int_equal(recv_some(x, c, b, n, 2000, NULL), n); /* the hello, not the error */
+    assert_memory_equal(b, want, n);
+    assert_int_equal(x->f->keys.count, 1);
+    assert_int_equal(x->f->st[PROXY_PORT_RW].connect_failures, 2);
+    assert_int_equal(x->f->small.in_use, 0); /* the copy of the startup packet is gone */
+    close(u);
+    close(c);
+}
+
+/* Another error (bad password, unknown database) is the client's business: relayed. */
+static void test_other_first_error_relayed(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    send_startup(c);
+    int u = accept_up(x, 0, 2000);
+    assert_true(u >= 0);
+    uint8_t b[128];
+    assert_true(recv_some(x, u, b, startup(b), 2000, NULL) > 0);
+    uint8_t err[PGP_ERROR_MAX];
+    size_t en = pgp_error_response(err, sizeof(err), "3D000", "database does not exist");
+    send_all(u, err, en);
+    close(u);
+    expect_error(x, c, "3D000");
+    close(c);
+}
+
+/* SSLRequest answered 'N' by a server that then refuses the StartupMessage with 57P03: the
+ * client keeps its 'N' and the next server gets the StartupMessage alone. */
+static void test_ssl_refused_then_57p03_rerouted(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    send_request(c, PGP_CODE_SSL);
+    int u = accept_up(x, 0, 2000);
+    assert_true(u >= 0);
+    uint8_t b[PGP_ERROR_MAX], want[64];
+    assert_int_equal(recv_some(x, u, b, 8, 2000, NULL), 8);
+    send_all(u, "N", 1);
+    assert_int_equal(recv_some(x, c, b, 1, 2000, NULL), 1);
+    assert_int_equal(b[0], 'N');
+    send_startup(c);
+    size_t n = startup(want);
+    assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+    size_t en = pgp_error_response(b, sizeof(b), "57P01", "terminating connection");
+    send_all(u, b, en);
+    close(u);
+    route(x, 1, 2, 0, 0);
+    u = accept_up(x, 1, 2000);
+    assert_true(u >= 0);
+    assert_int_equal(recv_some(x, u, b, n, 2000, NULL), n);
+    assert_memory_equal(b, want, n); /* no SSLRequest first */
+    n = server_hello(want, 1, 2);
+    send_all(u, want, n);
+    assert_int_equal(recv_some(x, c, b, n, 2000, NULL), n);
+    assert_memory_equal(b, want, n);
+    close(u);
+    close(c);
+}
+
+/* Refusals do not extend the hold: a server that keeps refusing ends in 57P03 at the deadline. */
+static void test_refusals_bounded_by_hold_timeout(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.hold_timeout_ms = 400;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    send_startup(c);
+    uint64_t t0 = clock_mono_ms();
+    uint8_t err[PGP_ERROR_MAX], b[128];
+    size_t en = pgp_error_response(err, sizeof(err), "57P03", "the database system is starting up");
+    int refused = 0;
+    while (clock_mono_ms() - t0 < 2000) {
+        int u = accept_up(x, 0, 50);
+        if (u < 0) {
+            ssize_t r = recv(c, b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (r > 0)
+                break;
+            continue;
+        }
+        recv_some(x, u, b, startup(b), 500, NULL);
+        send_all(u, err, en);
+        close(u);
+        refused++;
+    }
+    assert_true(refused >= 2);
+    expect_error(x, c, "57P03"); /* the forwarder's own "no primary available" */
+    assert_true(clock_mono_ms() - t0 < 1500);
+    close(c);
+}
+
+static void test_startup_too_long(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    route(x, 0, 1, 0, 0);
+    int c = client(x, PROXY_PORT_RW);
+    uint8_t big[FWD_FIRST_MAX + 100];
+    memset(big, 'a', sizeof(big));
+    put32(big, sizeof(big));
+    put32(big + 4, 196608);
+    big[sizeof(big) - 1] = 0;
+    send_all(c, big, 64); /* the length alone decides */
+    expect_error(x, c, "08P01");
+    close(c);
+    assert_int_equal(accept4(x->up[0], NULL, NULL, SOCK_NONBLOCK), -1);
+    /* one just under the limit goes through */
+    c = client(x, PROXY_PORT_RW);
+    put32(big, FWD_FIRST_MAX);
+    big[FWD_FIRST_MAX - 1] = 0;
+    send_all(c, big, FWD_FIRST_MAX);
+    int u = accept_up(x, 0, 2000);
+    assert_true(u >= 0);
+    uint8_t got[FWD_FIRST_MAX];
+    assert_int_equal(recv_some(x, u, got, FWD_FIRST_MAX, 2000, NULL), FWD_FIRST_MAX);
+    assert_memory_equal(got, big, FWD_FIRST_MAX);
+    close(u);
+    close(c);
+}
+
+/* Held clients keep their startup packet in a small chunk, not in a relay buffer. */
+static void test_held_clients_use_small_chunks(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    enum { N = 50 };
+    int c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = client(x, PROXY_PORT_RW);
+        send_startup(c[i]);
+    }
+    pump(x, 100);
+    assert_int_equal(x->f->st[PROXY_PORT_RW].held, N);
+    assert_int_equal(x->f->small.in_use, N);
+    assert_int_equal(x->f->pool.in_use, 0);
+    for (int i = 0; i < N; i++)
+        close(c[i]);
+    pump(x, 50);
+    assert_int_equal(fwd_connections(x->f), 0);
+    assert_int_equal(x->f->small.in_use, 0);
 }
 
 static void test_connect_failure_held_and_retried(void **state)
@@ -755,6 +963,7 @@ static void test_many_connections_no_leak(void **state)
     pump(x, 50);
     assert_int_equal(fwd_connections(x->f), 0);
     assert_int_equal(x->f->pool.in_use, 0);
+    assert_int_equal(x->f->small.in_use, 0);
     assert_int_equal(count_fds(), before);
 }
 
@@ -776,6 +985,13 @@ int main(void)
         T(test_cancel_routed_by_key),
         T(test_backpressure_bounded),
         T(test_server_closes_mid_packet),
+        T(test_server_dies_mid_first_error),
+        T(test_refused_57p03_rerouted),
+        T(test_other_first_error_relayed),
+        T(test_ssl_refused_then_57p03_rerouted),
+        T(test_refusals_bounded_by_hold_timeout),
+        T(test_startup_too_long),
+        T(test_held_clients_use_small_chunks),
         T(test_connect_failure_held_and_retried),
         T(test_ro_least_connections_and_fallback),
         T(test_many_connections_no_leak),

@@ -112,6 +112,42 @@ static void test_error_response(void **state)
     assert_int_equal(pgp_error_response(b, sizeof(b), "5703", "bad code"), 0);
 }
 
+static void test_first_reply(void **state)
+{
+    (void)state;
+    uint8_t b[PGP_ERROR_MAX];
+    char code[6];
+    /* not an error: relayed from the first byte */
+    assert_int_equal(pgp_first_reply((const uint8_t *)"R", 1, 16384, code), PGP_REPLY_RELAY);
+    assert_string_equal(code, "");
+    assert_int_equal(pgp_first_reply((const uint8_t *)"", 0, 16384, code), PGP_REPLY_MORE);
+    /* 57P01/57P02/57P03 complete: retry; any prefix: more */
+    const char *retry[] = {"57P01", "57P02", "57P03"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t n =
+            pgp_error_response(b, sizeof(b), retry[i], "the database system is shutting down");
+        for (size_t k = 1; k < n; k++)
+            assert_int_equal(pgp_first_reply(b, k, 16384, NULL), PGP_REPLY_MORE);
+        assert_int_equal(pgp_first_reply(b, n, 16384, code), PGP_REPLY_RETRY);
+        assert_string_equal(code, retry[i]);
+    }
+    /* another SQLSTATE, or an error longer than the buffer: relayed */
+    size_t n = pgp_error_response(b, sizeof(b), "28P01", "password authentication failed");
+    assert_int_equal(pgp_first_reply(b, n, 16384, code), PGP_REPLY_RELAY);
+    assert_string_equal(code, "28P01");
+    n = pgp_error_response(b, sizeof(b), "57P03", "x");
+    assert_int_equal(pgp_first_reply(b, 5, n - 1, NULL), PGP_REPLY_RELAY);
+    /* malformed: a field without its NUL, no code, a bad length */
+    n = pgp_error_response(b, sizeof(b), "57P03", "x");
+    b[n - 1] = 'x';
+    b[n - 2] = 'x';
+    assert_int_equal(pgp_first_reply(b, n, 16384, NULL), PGP_REPLY_RELAY);
+    static const uint8_t nocode[] = {'E', 0, 0, 0, 12, 'S', 'F', 'A', 'T', 'A', 'L', 0, 0};
+    assert_int_equal(pgp_first_reply(nocode, sizeof(nocode), 16384, code), PGP_REPLY_RELAY);
+    static const uint8_t badlen[] = {'E', 0, 0, 0, 2};
+    assert_int_equal(pgp_first_reply(badlen, sizeof(badlen), 16384, NULL), PGP_REPLY_RELAY);
+}
+
 /* Server bytes: AuthenticationOk, ParameterStatus, BackendKeyData(pid, key), ReadyForQuery. */
 static size_t server_hello(uint8_t *b, uint32_t pid, uint32_t key)
 {
@@ -209,6 +245,7 @@ int main(void)
         cmocka_unit_test(test_requests),
         cmocka_unit_test(test_bad_packets),
         cmocka_unit_test(test_error_response),
+        cmocka_unit_test(test_first_reply),
         cmocka_unit_test(test_scan_key_any_split),
         cmocka_unit_test(test_scan_ssl_reply),
         cmocka_unit_test(test_scan_stops_on_error_and_ready),

@@ -188,7 +188,7 @@ static void test_pbuf_append_consume(void **state)
 {
     (void)state;
     struct pbuf_pool pool;
-    pbuf_pool_init(&pool, 1);
+    pbuf_pool_init(&pool, PBUF_CAP, 1);
     struct pbuf b = {0};
     assert_int_equal(pbuf_append(&b, "x", 1), 0); /* no chunk */
     assert_true(pbuf_reserve(&b, &pool));
@@ -222,6 +222,20 @@ static void test_pbuf_append_consume(void **state)
     pbuf_release(&c, &pool);
     assert_int_equal(pool.nfree, 1);
     pbuf_pool_free(&pool);
+    /* a pool of small chunks (the first packets): buffers from it are bounded by its size */
+    struct pbuf_pool small;
+    pbuf_pool_init(&small, 64, 2);
+    assert_true(pbuf_reserve(&b, &small));
+    assert_int_equal(pbuf_space(&b), 64);
+    assert_int_equal(pbuf_append(&b, big, 100), 64);
+    assert_int_equal(pbuf_space(&b), 0);
+    pbuf_consume(&b, 10);
+    assert_int_equal(pbuf_append(&b, big, 20), 10);
+    assert_int_equal(pbuf_data(&b)[0], 10);
+    pbuf_release(&b, &small);
+    assert_int_equal(b.cap, 0);
+    assert_int_equal(small.in_use, 0);
+    pbuf_pool_free(&small);
     free(big);
 }
 
@@ -234,7 +248,7 @@ static void test_pbuf_partial_writes(void **state)
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     struct pbuf_pool pool;
-    pbuf_pool_init(&pool, 4);
+    pbuf_pool_init(&pool, PBUF_CAP, 4);
     struct pbuf b = {0};
     assert_true(pbuf_reserve(&b, &pool));
     uint8_t data[PBUF_CAP];
