@@ -29,11 +29,23 @@ LIB_SRCS  := $(filter-out agent/main.c,$(SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 
+# The dashboard's assets (web/assets/) are embedded at build time by a host tool (tools/embed.c,
+# native gcc) into one generated C file that is part of libpgwarden in every flavour.
+ASSETS   := $(sort $(wildcard web/assets/*))
+GEN_SRCS := build/gen/web_assets.c
+build/host/embed: tools/embed.c
+	@mkdir -p $(@D)
+	gcc -std=c17 -O2 -Wall -Wextra -Werror $< -o $@
+build/gen/web_assets.c: build/host/embed $(ASSETS)
+	@mkdir -p build/gen/gz
+	for f in $(ASSETS); do gzip -9 -n -c "$$f" > "build/gen/gz/$${f##*/}.gz" || exit 1; done
+	build/host/embed $@ build/gen/gz $(ASSETS)
+
 # ---- build flavours: dev (dynamic glibc, fast), asan (unit tests), static release per arch
 # $(1)=flavour $(2)=arch $(3)=extra cflags $(4)=extra ldflags
 define FLAVOUR
 B_$(1) := build/$(1)
-OBJS_$(1) := $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRCS))
+OBJS_$(1) := $$(patsubst %.c,build/$(1)/obj/%.o,$$(LIB_SRCS) $$(GEN_SRCS))
 build/$(1)/obj/%.o: %.c $$(TC_$(2))
 	@mkdir -p $$(@D)
 	$$(CC_$(2)) $$(BASE_CFLAGS) $(3) -isystem $$(SYSROOT_$(2))/include -c $$< -o $$@
@@ -69,7 +81,7 @@ $(TC_arm64):
 toolchain: $(TC_amd64) $(TC_arm64)
 
 PHONY_TC := toolchain
-.PHONY: $(PHONY_TC) tools bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+.PHONY: $(PHONY_TC) tools browser bench bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 
@@ -103,6 +115,17 @@ integration: build/dev/pgwarden tools
 
 lint:
 	tests/lint.sh
+
+# The dashboard in Debian's Chromium against a three-node cluster (issue #7); screenshots in
+# build/results/screenshots/, checks in build/results/browser.json.
+browser: build/dev/pgwarden
+	tests/run-browser.sh build/dev/pgwarden
+
+# Forwarder benchmark (issue #5): pgbench -S (persistent and -C) and single-client latency directly,
+# through the pgwarden forwarder and through HAProxy 2.6 (mode tcp), interleaved, medians of 5;
+# proxy RSS with 1,000 idle clients. Writes build/results/proxy_bench.json. Options: see --help.
+bench: build/dev/pgwarden
+	/usr/bin/python3 tests/bench/proxy_bench.py
 
 # Election figures (issue #3): failover after a leader SIGKILL, race latency, idle etcd load.
 bench-election: build/dev/pgwarden

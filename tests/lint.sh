@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint: clang-format check, cppcheck and the banned-API check over the project's C sources.
 set -uo pipefail
-mapfile -t files < <(find platform agent web tests/unit tests/fuzz -name '*.[ch]' 2>/dev/null | sort)
+mapfile -t files < <(find platform agent web tools tests/unit tests/fuzz -name '*.[ch]' 2>/dev/null | sort)
 mapfile -t csrc < <(printf '%s\n' "${files[@]}" | grep '\.c$' | grep -v '^tests/')
 status=0
 if ! clang-format --dry-run -Werror "${files[@]}"; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: builds everything, runs lint, unit (amd64 ASan + arm64 qemu), static builds and
-# integration tests, then prints the closing line "N passed, N failed".
+# `make test`: builds everything, runs lint, unit (amd64 ASan + arm64 qemu), static builds,
+# integration tests and the dashboard's browser tests, then prints the closing line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/results
@@ -47,6 +48,7 @@ tests "unit arm64 (qemu)" build/results/unit-qemu.count make --no-print-director
 check "static amd64" static_ok amd64
 check "static arm64" static_ok arm64
 tests "integration" build/results/integration.count tests/run-integration.sh build/dev/pgwarden
+tests "browser" build/results/browser.count tests/run-browser.sh build/dev/pgwarden
 
 # Individual tests inside the unit and integration steps are counted one by one.
 passed=0; failed=0

@@ -5,7 +5,8 @@
 #   build  native compilers and tools to build the static dependency sysroot
 #   cross  aarch64 cross compiler, arm64 libc/libssl (multiarch), qemu-user-static
 #   test   PostgreSQL 15, etcd, pytest + psycopg2 for the integration tests; haproxy and
-#          valgrind for the forwarder benchmark and its leak check
+#          valgrind for the forwarder benchmark and its leak check; chromium (with node and npm,
+#          which the machine provides) for the browser tests (tests/browser/package-lock.json)
 #   lint   clang-format, cppcheck, shellcheck
 # A no-op (no apt-get at all) when every package of the requested groups is installed.
 # Runs as root on Debian 12 (bookworm). "build" adds deb-src entries for bookworm and
@@ -27,7 +28,7 @@ group_pkgs() {
                     libssl-dev:arm64 qemu-user-static ;;
         test)  echo postgresql-15 postgresql-client-15 etcd-server etcd-client \
                     python3-pytest python3-pytest-timeout python3-psycopg2 sqlite3 \
-                    procps iproute2 curl bc openssl haproxy valgrind ;;
+                    procps iproute2 curl bc openssl haproxy valgrind chromium ;;
         lint)  echo clang-format cppcheck shellcheck ;;
     esac
 }

@@ -11,7 +11,9 @@
 
 void web_resp_clear(struct web_resp *r)
 {
-    free(r->body);
+    if (!r->body_static)
+        free(r->body);
+    free(r->cookies);
     memset(r, 0, sizeof(*r));
 }
 

@@ -22,6 +22,15 @@ struct web_resp {
     const char *ctype; /* static string, NULL for none */
     const char *allow; /* Allow header for 405 (static), or NULL */
     bool www_auth;     /* add WWW-Authenticate: Basic realm="pgwarden" */
+    /* Dashboard extras (web/dash*.c); all optional. */
+    bool body_static;          /* body points to constant memory (embedded assets): not freed */
+    bool page_headers;         /* add the dashboard's security headers (CSP, nosniff, ...) */
+    const char *cache_control; /* static string; NULL: "no-store" */
+    const char *etag;          /* static string (quoted), or NULL */
+    const char *encoding;      /* Content-Encoding (static), or NULL */
+    const char *vary;          /* Vary (static), or NULL */
+    const char *location;      /* Location (static), or NULL */
+    char *cookies;             /* malloc'd Set-Cookie values separated by '\n', or NULL */
 };
 
 /* Drops the body and resets r to "not set". */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/msgtypes.h"
+#include "web/dash.h"
 #include "web/health.h"
 #include "web/metrics.h"
 
@@ -21,6 +22,7 @@ enum handler {
     H_RESTART,      /* POST/DELETE /restart */
     H_RELOAD,       /* POST /reload */
     H_REINITIALIZE, /* POST /reinitialize */
+    H_DASH,         /* /ui and everything under /ui/: the dashboard (web/dash.c) */
 };
 
 #define SAFE (WEB_GET | WEB_HEAD | WEB_OPTIONS)
@@ -62,7 +64,10 @@ static const struct web_route routes[] = {
     {"/restart", H_RESTART, 0, WEB_POST | WEB_DELETE | WEB_OPTIONS, "OPTIONS, POST, DELETE"},
     {"/reload", H_RELOAD, 0, WEB_POST | WEB_OPTIONS, "OPTIONS, POST"},
     {"/reinitialize", H_REINITIALIZE, 0, WEB_POST | WEB_OPTIONS, "OPTIONS, POST"},
+    {"/ui", H_DASH, 0, WEB_GET | WEB_HEAD | WEB_POST, "GET, HEAD, POST"},
 };
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 const struct web_route *web_route_find(const char *path)
 {
@@ -74,10 +79,17 @@ const struct web_route *web_route_find(const char *path)
         buf[n - 1] = '\0';
         path = buf;
     }
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+    for (size_t i = 0; i < NROUTES; i++)
         if (strcmp(routes[i].path, path) == 0)
             return &routes[i];
+    if (strncmp(path, "/ui/", 4) == 0)
+        return &routes[NROUTES - 1]; /* the dashboard's assets and data */
     return NULL;
+}
+
+bool web_route_self_auth(const struct web_route *rt)
+{
+    return rt->h == H_DASH;
 }
 
 unsigned web_route_methods(const struct web_route *rt)
@@ -451,6 +463,9 @@ enum web_dispatch web_route_handle(const struct web_ctx *ctx, const struct web_r
         return handle_simple(ctx, "reload", rq, done, token, cmd_id, out);
     case H_REINITIALIZE:
         return handle_reinit(ctx, rq, done, token, cmd_id, out);
+    case H_DASH:
+        web_dash_handle(ctx, rq, out);
+        return WEB_DONE;
     }
     web_resp_error(out, 500, "unknown route");
     return WEB_DONE;

@@ -39,6 +39,9 @@ struct web_request {
     size_t body_len;
     bool has_content_length; /* the request had a Content-Length header */
     const char *user;        /* the authenticated user, "" if none */
+    /* Headers and peer for the dashboard's own authentication (web/dash*.c); NULL if absent. */
+    const char *cookie, *authorization, *csrf, *if_none_match, *accept_encoding, *origin, *host;
+    const struct sockaddr *peer;
 };
 
 /* What the handlers use: the snapshot, the command table, the event store, the clock. */
@@ -50,9 +53,15 @@ struct web_ctx {
     uint64_t restart_timeout_ms; /* the same for POST /restart (ha restarts PostgreSQL first) */
     uint64_t switchover_wait_ms; /* wait for the new leader; 0: 2 * max(10 s, loop_wait) */
     uint64_t (*now_boot_ms)(void);
+    struct web_auth *auth; /* sessions of the dashboard (NULL: it refuses logins) */
+    struct web_dash *dash; /* the dashboard's samples reader (NULL: no samples) */
+    bool tls;              /* served over TLS: cookies get Secure */
 };
 
 struct web_route;
+struct web_auth;
+struct web_dash;
+struct sockaddr;
 
 /* The route of a path (without the query), or NULL (404). */
 const struct web_route *web_route_find(const char *path);
@@ -60,6 +69,8 @@ const struct web_route *web_route_find(const char *path);
 unsigned web_route_methods(const struct web_route *rt);
 /* The Allow header value of the route ("GET, HEAD, OPTIONS", ...). */
 const char *web_route_allow(const struct web_route *rt);
+/* True for the dashboard's routes (/ui...), which authenticate requests themselves (login). */
+bool web_route_self_auth(const struct web_route *rt);
 /* POST, PUT, PATCH and DELETE change the cluster and need authentication. */
 bool web_method_unsafe(enum web_method m);
 /* enum web_method of an HTTP method name (WEB_OTHER for anything else). */

@@ -13,6 +13,7 @@
 
 #include "platform/log.h"
 #include "web/auth.h"
+#include "web/dash.h"
 
 #define LOG_MODULE "web"
 
@@ -69,13 +70,40 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- answers ---- */
 
+/* The optional headers of the dashboard's answers (see struct web_resp). */
+static void add_dash_headers(struct MHD_Response *resp, const struct web_resp *r)
+{
+    if (r->etag)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    if (r->encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, r->encoding);
+    if (r->vary)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, r->vary);
+    if (r->location)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    for (char *c = r->cookies; c && *c;) {
+        char *nl = strchr(c, '\n');
+        if (nl)
+            *nl = '\0';
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, c);
+        c = nl ? nl + 1 : NULL;
+    }
+    if (r->page_headers) {
+        MHD_add_response_header(resp, "Content-Security-Policy", WEB_DASH_CSP);
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    }
+}
+
 static enum MHD_Result queue(struct MHD_Connection *conn, enum web_method m, struct web_resp *r)
 {
     struct MHD_Response *resp;
     if (r->body && r->len > 0 && m != WEB_HEAD && m != WEB_OPTIONS) {
-        resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        resp = MHD_create_response_from_buffer(
+            r->len, r->body, r->body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
         if (resp)
-            r->body = NULL; /* MHD frees it */
+            r->body = NULL; /* MHD frees it (or it is constant) */
     } else
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!resp) {
@@ -89,7 +117,9 @@ static enum MHD_Result queue(struct MHD_Connection *conn, enum web_method m, str
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->www_auth)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"pgwarden\"");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            r->cache_control ? r->cache_control : "no-store");
+    add_dash_headers(resp, r);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     web_resp_clear(r);
@@ -222,6 +252,16 @@ static enum MHD_Result dispatch(struct web_server *s, struct MHD_Connection *con
                                 const struct web_route *rt, enum web_method m, const char *url)
 {
     struct web_request wr = {.method = m, .path = url, .user = rq ? rq->user : ""};
+    if (web_route_self_auth(rt)) {
+        wr.cookie = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cookie");
+        wr.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        wr.csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, WEB_AUTH_CSRF_HEADER);
+        wr.if_none_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-None-Match");
+        wr.accept_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding");
+        wr.origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        wr.host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+        wr.peer = peer_of(conn);
+    }
     if (!fill_query(conn, &wr))
         return queue_error(conn, m, 400, "too many query parameters");
     if (rq) {
@@ -340,7 +380,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->too_large)
         return queue_error(conn, rq->method, 413, "request body too large");
     enum MHD_Result ret;
-    if (access_denied(s, conn, rq->method, rq->user, sizeof(rq->user), &ret))
+    if (!web_route_self_auth(rq->rt) &&
+        access_denied(s, conn, rq->method, rq->user, sizeof(rq->user), &ret))
         return ret;
     return dispatch(s, conn, rq, rq->rt, rq->method, url);
 }

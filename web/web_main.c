@@ -8,6 +8,7 @@
 #include "platform/log.h"
 #include "web/auth.h"
 #include "web/commands.h"
+#include "web/dash.h"
 #include "web/events.h"
 #include "web/routes.h"
 #include "web/server.h"
@@ -27,6 +28,7 @@ struct web {
     struct web_snapshot snap;
     struct web_cmds *cmds;
     struct web_events *events;
+    struct web_dash *dash;
     struct web_auth *auth;
     struct web_tls *tls;
     struct web_server *server;
@@ -53,16 +55,20 @@ static bool web_start(struct child *c, void *data)
     web_snapshot_init(&w->snap);
     w->cmds = web_cmds_new(child_loop(c), send_to_ha, w);
     w->events = web_events_new(cfg->node.state_dir);
+    w->dash = web_dash_new(cfg->node.state_dir);
     w->auth = web_auth_new(&cfg->web);
-    if (!w->cmds || !w->events || !w->auth)
+    if (!w->cmds || !w->events || !w->dash || !w->auth)
         return false;
+    bool tls = cfg->web.tls_cert[0] != '\0';
     w->ctx = (struct web_ctx){.snap = &w->snap,
                               .cmds = w->cmds,
                               .events = w->events,
                               .reply_timeout_ms = REPLY_TIMEOUT_MS,
                               .restart_timeout_ms = RESTART_TIMEOUT_MS,
-                              .now_boot_ms = clock_boot_ms};
-    bool tls = cfg->web.tls_cert[0] != '\0';
+                              .now_boot_ms = clock_boot_ms,
+                              .auth = w->auth,
+                              .dash = w->dash,
+                              .tls = tls};
     struct web_server_config sc = {.listen_fd = tls ? -1 : w->node->web_fd};
     if (tls && cfg->web.verify_client != PGW_VERIFY_NONE) {
         sc.client_verified = client_verified;
@@ -128,6 +134,7 @@ static void web_stop(struct child *c, void *data)
     w->tls = NULL;
     web_cmds_free(w->cmds);
     web_events_free(w->events);
+    web_dash_free(w->dash);
     web_auth_free(w->auth);
     web_snapshot_clear(&w->snap);
 }

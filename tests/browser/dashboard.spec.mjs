@@ -1,0 +1,257 @@
+// Browser checks of the pgwarden dashboard with playwright-core and Debian's Chromium.
+// Usage: node dashboard.spec.mjs '<json>' with {url, admin: [user, pw], viewer: [user, pw],
+// leader, candidate, node, members: [names], shots: folder}. Started by test_dashboard.py, which
+// runs the cluster; prints one JSON line {checks: [{name, ok, detail}], leader_shown_ms, ...}.
+import { chromium } from 'playwright-core';
+
+const cfg = JSON.parse(process.argv[2]);
+const checks = [];
+const out = { checks };
+const log = (...a) => console.error(new Date().toISOString(), ...a);
+
+async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    const detail = await fn();
+    checks.push({ name, ok: true, detail: detail === undefined ? '' : String(detail) });
+    log('PASS', name, detail ?? '', `${Date.now() - t0} ms`);
+  } catch (e) {
+    checks.push({ name, ok: false, detail: String(e && e.message || e).slice(0, 400) });
+    log('FAIL', name, e && e.stack);
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function login(page, user, pw) {
+  await page.goto(cfg.url + '/ui/login');
+  await page.fill('#user', user);
+  await page.fill('#password', pw);
+  await page.click('#lsubmit');
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${cfg.shots}/${name}.png`, fullPage: true });
+}
+
+// fetch from inside the page (same origin, the session cookie goes along).
+function pageFetch(page, method, path, body, csrf) {
+  return page.evaluate(async ([method, path, body, csrf]) => {
+    const headers = { 'Content-Type': 'application/json' };
+    if (csrf === 'cookie') {
+      const m = document.cookie.match(/(?:^|; )pgw_csrf=([^;]*)/);
+      headers['X-CSRF-Token'] = m ? m[1] : '';
+    } else if (csrf) headers['X-CSRF-Token'] = csrf;
+    const r = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    return { status: r.status, text: await r.text() };
+  }, [method, path, body, csrf]);
+}
+
+const proxyCell = (page, c) => page.$eval(`#proxy tr[data-port="read-write"] td[data-c="${c}"]`,
+  (e) => Number(e.textContent)).catch(() => -1);
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(30000);
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+
+  await check('unauthenticated page goes to the login page', async () => {
+    await page.goto(cfg.url + '/ui/');
+    await page.waitForURL('**/ui/login', { timeout: 15000 });
+    const r = await page.request.get(cfg.url + '/ui/api/state');
+    assert(r.status() === 401, 'state without a session: ' + r.status());
+    return 'redirected; /ui/api/state 401';
+  });
+
+  await check('wrong password refused', async () => {
+    await login(page, cfg.admin[0], cfg.admin[1] + 'x');
+    await page.waitForFunction(() => document.querySelector('#lerr').textContent.length > 0);
+    const msg = await page.textContent('#lerr');
+    assert(/wrong/i.test(msg), 'message: ' + msg);
+    assert(page.url().endsWith('/ui/login'), 'url ' + page.url());
+    await shot(page, '01-login-refused');
+    return msg;
+  });
+
+  await check('log in, see three members and the leader', async () => {
+    await login(page, cfg.admin[0], cfg.admin[1]);
+    await page.waitForURL('**/ui/', { timeout: 15000 });
+    await page.waitForFunction((n) => document.querySelectorAll('#members tbody tr').length === n,
+      cfg.members.length, { timeout: 20000 });
+    await page.waitForFunction((l) => document.body.dataset.leader === l, cfg.leader, { timeout: 20000 });
+    const names = await page.$$eval('#members tbody tr', (rs) => rs.map((r) => r.dataset.member));
+    const lead = await page.$$eval('#members tbody tr.leader', (rs) => rs.map((r) => r.dataset.member));
+    assert(cfg.members.every((m) => names.includes(m)), 'members ' + names);
+    assert(lead.length === 1 && lead[0] === cfg.leader, 'highlighted ' + lead);
+    assert((await page.textContent('#leader-name')) === cfg.leader, 'leader card');
+    const cookies = await ctx.cookies();
+    const sess = cookies.find((c) => c.name === 'pgw_session');
+    assert(sess && sess.httpOnly && sess.sameSite === 'Strict', 'session cookie ' + JSON.stringify(sess));
+    await page.waitForSelector('#topo svg g.node.leader');
+    await page.waitForSelector('#proxy tr[data-port="read-write"]');
+    await shot(page, '02-cluster');
+    return `members ${names.join(',')}, leader ${lead[0]}`;
+  });
+
+  await check('assets are embedded, cached by ETag and gzip-compressed', async () => {
+    let total = 0;
+    for (const a of ['/ui/', '/ui/login', '/ui/app.js', '/ui/app.css']) {
+      const r = await page.request.get(cfg.url + a, { headers: { 'Accept-Encoding': 'identity' } });
+      assert(r.status() === 200, a + ' ' + r.status());
+      const etag = r.headers().etag;
+      assert(etag, a + ' has no ETag');
+      assert(/script-src 'self'/.test(r.headers()['content-security-policy'] || ''), a + ' CSP');
+      if (a !== '/ui/login') total += (await r.body()).length;
+      const again = await page.request.get(cfg.url + a, { headers: { 'If-None-Match': etag } });
+      assert(again.status() === 304, a + ' revalidation ' + again.status());
+    }
+    const login = await page.request.get(cfg.url + '/ui/login', { headers: { 'Accept-Encoding': 'identity' } });
+    total += (await login.body()).length;
+    out.asset_bytes = total;
+    assert(total < 150 * 1024, 'assets ' + total + ' bytes');
+    return `${total} bytes`;
+  });
+
+  await check('CSRF-less POSTs are refused (403)', async () => {
+    const body = { leader: cfg.leader, candidate: cfg.candidate };
+    const none = await pageFetch(page, 'POST', '/switchover', body, null);
+    const wrong = await pageFetch(page, 'POST', '/switchover', body, 'A'.repeat(43));
+    const patch = await pageFetch(page, 'PATCH', '/config', { pause: true }, null);
+    const logout = await pageFetch(page, 'POST', '/ui/api/logout', undefined, null);
+    assert(none.status === 403 && wrong.status === 403 && patch.status === 403 && logout.status === 403,
+      `statuses ${none.status} ${wrong.status} ${patch.status} ${logout.status}`);
+    assert((await page.evaluate(() => document.body.dataset.leader)) === cfg.leader, 'leader changed');
+    return 'no token, wrong token, PATCH /config and logout: 403';
+  });
+
+  for (const [tab, name] of [['#t-charts', '03-charts'], ['#t-events', '04-events'], ['#t-config', '05-config']]) {
+    await page.click(tab);
+    await page.waitForTimeout(300);
+    await shot(page, name);
+  }
+
+  await check('switchover from the page: new leader, held connections, event', async () => {
+    await page.click('#t-ops');
+    await page.selectOption('#cand', cfg.candidate);
+    out.held_count_before = await proxyCell(page, 'held_count');
+    await page.click('#do-switchover');
+    await page.waitForSelector('#confirm[open]');
+    const text = await page.textContent('#c-text');
+    assert(text.includes(cfg.leader) && text.includes(cfg.candidate), 'confirmation: ' + text);
+    await shot(page, '06-confirm-switchover');
+    // Watch the forwarder counters on the page (Cluster view stays rendered while hidden).
+    let heldMax = 0, watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        heldMax = Math.max(heldMax, await proxyCell(page, 'held'));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const clicked = Date.now();
+    let res;
+    try {
+      await page.click('#c-yes');
+      // The first leader other than the old one (ha may pick another member than the candidate).
+      await page.waitForFunction((l) => document.body.dataset.leader && document.body.dataset.leader !== l,
+        cfg.leader, { timeout: 60000 });
+      const entry = await page.evaluate((l) => window.pgwLeaderLog.find((e) => e.leader && e.leader !== l), cfg.leader);
+      out.new_leader = entry ? entry.leader : null;
+      out.leader_shown_ms = entry ? entry.t : Date.now();
+      await page.waitForFunction(() => /done|failed/.test(document.querySelector('#result').textContent), null, { timeout: 60000 });
+      res = await page.textContent('#result');
+      await shot(page, '07-switchover-result');
+      // The held connections released after the new leader was routed (counters every second).
+      await page.waitForFunction((b) => {
+        const e = document.querySelector('#proxy tr[data-port="read-write"] td[data-c="held_count"]');
+        return e && Number(e.textContent) > b;
+      }, out.held_count_before, { timeout: 20000 }).catch(() => {});
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    out.held_max = heldMax;
+    out.held_count_after = await proxyCell(page, 'held_count');
+    assert(/done/.test(res), 'result: ' + res);
+    assert(out.new_leader === cfg.candidate, `new leader ${out.new_leader}, not the candidate ${cfg.candidate}`);
+    await page.click('#t-cluster');
+    await page.waitForFunction((c) => {
+      const r = document.querySelector('#members tbody tr.leader');
+      return r && r.dataset.member === c;
+    }, out.new_leader);
+    await shot(page, '08-cluster-after-switchover');
+    await page.click('#t-charts');
+    await page.waitForSelector('#lagchart svg path[data-series]', { state: 'attached' });
+    await shot(page, '12-charts-after-switchover');
+    await page.click('#t-events');
+    await page.waitForFunction((l) => {
+      const texts = Array.from(document.querySelectorAll('#events li[data-kind]')).map((li) => li.textContent);
+      return texts.some((t) => t.includes('"op":"switchover"')) && texts.some((t) => t.includes(`"leader":"${l}"`));
+    }, out.new_leader, { timeout: 30000 });
+    const ev = await page.$$eval('#events li[data-kind]', (ls) => ls.slice(0, 4).map((l) => l.textContent.slice(0, 120)));
+    await shot(page, '09-events-after-switchover');
+    assert(out.held_count_after > out.held_count_before || heldMax > 0,
+      `held: max now ${heldMax}, released ${out.held_count_before} -> ${out.held_count_after}`);
+    return `shown ${out.leader_shown_ms - clicked} ms after the click; held max ${heldMax}, ` +
+      `held_count ${out.held_count_before} -> ${out.held_count_after}; events: ${ev[0]}`;
+  });
+
+  await check('phone-sized screen shows the cluster', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    await phone.addCookies(await ctx.cookies());
+    const p = await phone.newPage();
+    await p.goto(cfg.url + '/ui/');
+    await p.waitForFunction((n) => document.querySelectorAll('#members tbody tr').length === n, cfg.members.length);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(p, '10-phone');
+    await phone.close();
+    assert(overflow <= 1, 'page wider than the screen by ' + overflow + ' px');
+    return 'no horizontal overflow';
+  });
+
+  await check('keyboard: tabs move with the arrow keys', async () => {
+    await page.focus('#t-cluster');
+    await page.keyboard.press('ArrowRight');
+    const sel = await page.evaluate(() => document.activeElement.id);
+    assert(sel === 't-charts' && !(await page.isHidden('#v-charts')), 'focused ' + sel);
+    return 'Cluster -> Charts';
+  });
+
+  await check('read-only user sees but cannot operate', async () => {
+    const ro = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await ro.newPage();
+    await login(p, cfg.viewer[0], cfg.viewer[1]);
+    await p.waitForURL('**/ui/');
+    await p.waitForFunction((n) => document.querySelectorAll('#members tbody tr').length === n, cfg.members.length);
+    await p.click('#t-ops');
+    await p.waitForFunction(() => document.querySelector('#who').textContent.includes('readonly'));
+    const enabled = await p.$$eval('.op-btn', (bs) => bs.filter((b) => !b.disabled).map((b) => b.id));
+    assert(enabled.length === 0, 'enabled buttons: ' + enabled);
+    const r = await pageFetch(p, 'POST', '/switchover', { leader: cfg.candidate, candidate: cfg.leader }, 'cookie');
+    const c = await pageFetch(p, 'PATCH', '/config', { pause: true }, 'cookie');
+    assert(r.status === 403 && c.status === 403, `statuses ${r.status} ${c.status}`);
+    await shot(p, '11-readonly');
+    await ro.close();
+    return 'all operation buttons disabled; POST /switchover and PATCH /config with its CSRF token: 403';
+  });
+
+  await check('logout ends the session', async () => {
+    await page.click('#logout');
+    await page.waitForURL('**/ui/login');
+    const r = await pageFetch(page, 'GET', '/ui/api/state', undefined, null);
+    assert(r.status === 401, 'state after logout ' + r.status);
+    return 'state 401 after logout';
+  });
+
+  await check('no script errors in the console', async () => {
+    const real = consoleErrors.filter((e) => !/status of 40[13]/.test(e));
+    assert(real.length === 0, real.join(' | '));
+    return `${consoleErrors.length} expected 401/403 messages`;
+  });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
