@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/ctl/ctl.h"
+#include "agent/migrate/migrate.h"
 #include "agent/node.h"
 #include "agent/settings.h"
 #include "agent/version.h"
@@ -101,7 +102,7 @@ static int cmd_later(int argc, char **argv)
 static const struct command commands[] = {
     {"run", cmd_run, "run [-c FILE]", "run the node agent (supervisor with ha, proxy, web)"},
     {"ctl", ctl_main, "ctl COMMAND ...", "operate the cluster (list, switchover, ...)"},
-    {"migrate", cmd_later, "migrate --from URL --to DBNAME", "move a database into the cluster"},
+    {"migrate", migrate_main, "migrate --from URL --to DBNAME", "move a database into the cluster"},
     {"demo", cmd_later, "demo [--dir DIR]", "run a local three-node cluster"},
     {"check-config", cmd_check_config, "check-config FILE",
      "report every problem in a config file"},

@@ -552,3 +552,183 @@ bool store_samples_prune(struct store *s, int64_t older_than_ts_ms)
 {
     return delete_with(s, ST_SAMPLES_PRUNE, older_than_ts_ms, "samples_prune");
 }
+
+/* ---- migration jobs ---- */
+
+/* Prepares a one-off statement (migration jobs are written about once a second at most). */
+static sqlite3_stmt *mig_prepare(struct store *s, const char *sql, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    if (!s) {
+        log_error("no store", "op=%s", what);
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("cannot prepare statement", "op=%s path=%s err=%s", what, s->path,
+                  sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    return st;
+}
+
+/* Steps a one-off statement that returns no rows and finalizes it. */
+static bool mig_step(struct store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE;
+}
+
+bool store_migration_start(struct store *s, int64_t ts_ms, const char *source,
+                           const char *target_db, const char *mode, int64_t pid, int64_t *id_out)
+{
+    const char *what = "migration_start";
+    sqlite3_stmt *st = mig_prepare(s,
+                                   "INSERT INTO migrations(started_ms, updated_ms, pid, mode, "
+                                   "source, target_db, state) VALUES(?1, ?1, ?2, ?3, ?4, ?5, "
+                                   "'preflight')",
+                                   what);
+    if (!st)
+        return false;
+    char *src = redact_dup(source ? source : "");
+    if (!src) {
+        sqlite3_finalize(st);
+        return false;
+    }
+    bool ok = false;
+    if (sqlite3_bind_int64(st, 1, ts_ms) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, pid) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, mode ? mode : "dump", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, src, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 5, target_db ? target_db : "", -1, SQLITE_STATIC) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        goto out;
+    }
+    ok = mig_step(s, st, what);
+    if (ok && id_out)
+        *id_out = sqlite3_last_insert_rowid(s->db);
+out:
+    free(src);
+    return ok;
+}
+
+bool store_migration_staging(struct store *s, int64_t id, const char *staging_db)
+{
+    const char *what = "migration_staging";
+    sqlite3_stmt *st = mig_prepare(s, "UPDATE migrations SET staging_db = ?2 WHERE id = ?1", what);
+    if (!st)
+        return false;
+    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, staging_db ? staging_db : "", -1, SQLITE_STATIC) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    return mig_step(s, st, what);
+}
+
+bool store_migration_progress(struct store *s, int64_t id, int64_t ts_ms, const char *state,
+                              int64_t bytes_done, int64_t bytes_total, int64_t tables_done,
+                              int64_t tables_total)
+{
+    const char *what = "migration_progress";
+    sqlite3_stmt *st = mig_prepare(s,
+                                   "UPDATE migrations SET updated_ms = ?2, state = ?3, bytes_done "
+                                   "= ?4, bytes_total = ?5, tables_done = ?6, tables_total = ?7 "
+                                   "WHERE id = ?1",
+                                   what);
+    if (!st)
+        return false;
+    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, state ? state : "", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, bytes_done) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 5, bytes_total) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, tables_done) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 7, tables_total) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    return mig_step(s, st, what);
+}
+
+bool store_migration_finish(struct store *s, int64_t id, int64_t ts_ms, const char *state,
+                            const char *error, const char *report_json)
+{
+    const char *what = "migration_finish";
+    sqlite3_stmt *st = mig_prepare(s,
+                                   "UPDATE migrations SET updated_ms = ?2, finished_ms = ?2, state "
+                                   "= ?3, error = ?4, report = coalesce(?5, report) WHERE id = ?1",
+                                   what);
+    if (!st)
+        return false;
+    char *e = redact_dup(error ? error : "");
+    char *r = report_json ? redact_dup(report_json) : NULL;
+    bool ok = false;
+    if (!e || (report_json && !r)) {
+        sqlite3_finalize(st);
+        goto out;
+    }
+    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, state ? state : "", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, e, -1, SQLITE_STATIC) != SQLITE_OK ||
+        (r ? sqlite3_bind_text(st, 5, r, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 5)) !=
+            SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        goto out;
+    }
+    ok = mig_step(s, st, what);
+out:
+    free(e);
+    free(r);
+    return ok;
+}
+
+bool store_migration_get(struct store *s, int64_t id, struct store_migration *out)
+{
+    const char *what = "migration_get";
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = mig_prepare(
+        s,
+        "SELECT id, started_ms, updated_ms, coalesce(finished_ms, 0), pid, mode, source, "
+        "target_db, staging_db, state, bytes_done, bytes_total, tables_done, tables_total, "
+        "error, report FROM migrations WHERE ?1 <= 0 OR id = ?1 ORDER BY id DESC LIMIT 1",
+        what);
+    if (!st)
+        return false;
+    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    int rc = sqlite3_step(st);
+    bool ok = rc == SQLITE_ROW;
+    if (ok) {
+        int64_t *nums[] = {&out->id, &out->started_ms, &out->updated_ms, &out->finished_ms,
+                           &out->pid};
+        for (int i = 0; i < 5; i++)
+            *nums[i] = sqlite3_column_int64(st, i);
+        copy_text(out->mode, sizeof(out->mode), st, 5);
+        copy_text(out->source, sizeof(out->source), st, 6);
+        copy_text(out->target_db, sizeof(out->target_db), st, 7);
+        copy_text(out->staging_db, sizeof(out->staging_db), st, 8);
+        copy_text(out->state, sizeof(out->state), st, 9);
+        out->bytes_done = sqlite3_column_int64(st, 10);
+        out->bytes_total = sqlite3_column_int64(st, 11);
+        out->tables_done = sqlite3_column_int64(st, 12);
+        out->tables_total = sqlite3_column_int64(st, 13);
+        copy_text(out->error, sizeof(out->error), st, 14);
+        if (copy_text(out->report, sizeof(out->report), st, 15))
+            snprintf(out->report, sizeof(out->report), "{\"truncated\":true}");
+    } else if (rc != SQLITE_DONE) {
+        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+    }
+    sqlite3_finalize(st);
+    return ok;
+}

@@ -87,6 +87,39 @@ bool store_sample_add(struct store *s, int64_t ts_ms, const char *member, const 
 /* Retention of samples: deletes those with ts_ms < older_than_ts_ms. */
 bool store_samples_prune(struct store *s, int64_t older_than_ts_ms);
 
+/* ---- migration jobs (`pgwarden migrate`, schema version 3) ---- */
+
+/* One row of the migrations table. Texts are NUL-terminated and cut to fit; a report that does
+ * not fit is replaced by {"truncated":true}. finished_ms is 0 while the job runs. */
+struct store_migration {
+    int64_t id, started_ms, updated_ms, finished_ms, pid;
+    char mode[16];
+    char source[512]; /* a URL without its password */
+    char target_db[128];
+    char staging_db[128];
+    char state[16]; /* preflight, dump, restore, verify, finish, done, failed */
+    int64_t bytes_done, bytes_total, tables_done, tables_total;
+    char error[1024];
+    char report[16384]; /* JSON */
+};
+
+/* Creates a job in state "preflight". source goes through log_redact() (callers pass a URL
+ * without password anyway). */
+bool store_migration_start(struct store *s, int64_t ts_ms, const char *source,
+                           const char *target_db, const char *mode, int64_t pid, int64_t *id_out);
+bool store_migration_staging(struct store *s, int64_t id, const char *staging_db);
+/* Progress of a running job (state = its current phase). */
+bool store_migration_progress(struct store *s, int64_t id, int64_t ts_ms, const char *state,
+                              int64_t bytes_done, int64_t bytes_total, int64_t tables_done,
+                              int64_t tables_total);
+/* The end of a job: state "done" or "failed", error text ("" when none; redacted), report JSON
+ * (NULL keeps the stored one). */
+bool store_migration_finish(struct store *s, int64_t id, int64_t ts_ms, const char *state,
+                            const char *error, const char *report_json);
+/* Job `id`, or the newest one when id <= 0. False when there is none (out->id = 0) or on
+ * error. */
+bool store_migration_get(struct store *s, int64_t id, struct store_migration *out);
+
 /* ---- internal to agent/store.c and agent/store_schema.c (not for other modules) ---- */
 struct sqlite3;
 

@@ -39,6 +39,25 @@ static const char *const builtin_migrations[] = {
     "  value REAL NOT NULL"
     ");"
     "CREATE INDEX samples_metric_member_ts ON samples(metric, member, ts_ms);",
+    /* 3: `pgwarden migrate` jobs (source without password; report is JSON) */
+    "CREATE TABLE migrations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  started_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER,"
+    "  pid INTEGER NOT NULL DEFAULT 0,"
+    "  mode TEXT NOT NULL DEFAULT 'dump',"
+    "  source TEXT NOT NULL,"
+    "  target_db TEXT NOT NULL,"
+    "  staging_db TEXT NOT NULL DEFAULT '',"
+    "  state TEXT NOT NULL,"
+    "  bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0,"
+    "  tables_done INTEGER NOT NULL DEFAULT 0,"
+    "  tables_total INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT NOT NULL DEFAULT '',"
+    "  report TEXT NOT NULL DEFAULT '{}'" /* JSON */
+    ");",
 };
 
 #define BUILTIN_COUNT ((int)(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])))
