@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -20,7 +21,8 @@ import pytest
 
 from conftest import Proc, free_port, psycopg2_connect, vm_rss_kib, wait_until, write_file
 from test_ha_cluster import (HA, SU_PW, bootstrap, ha_cluster,  # noqa: F401 (fixture)
-                             leader_name, pg_port, wait_caught_up, wait_primary)
+                             leader_name, pg_port, postmaster_pid, wait_caught_up,
+                             wait_primary)
 
 USER, PASSWORD = "alice", "Api-secret-9"
 
@@ -337,6 +339,12 @@ def test_haproxy_follows_the_leader(etcd, ha_cluster, tmp_dir):
         assert st == 200, (st, body)
         wait_until(lambda: via_haproxy(port) == (pg_port(cand), False), 60,
                    "haproxy routing to the new leader", 0.3)
+        # and through a failover: the new leader's PostgreSQL is SIGKILLed
+        wait_caught_up(etcd.url, nodes, cand, 30)
+        os.kill(postmaster_pid(cand), signal.SIGKILL)
+        third = wait_primary(etcd.url, nodes, 60, other_than=cand.name)
+        wait_until(lambda: via_haproxy(port) == (pg_port(third), False), 60,
+                   "haproxy routing to the leader after the failover", 0.3)
         hap.check_alive()
     finally:
         hap.stop()
