@@ -465,6 +465,14 @@ bool dcs_member_decode(const char *value, size_t len, const char *name, struct d
         goto out;
     out->has_timeline = r > 0;
 
+    r = pyjson_get_int(root, "server_version", 0, INT32_MAX, &out->server_version, "member", err);
+    if (r < 0)
+        goto out;
+    out->has_server_version = r > 0;
+    r = pyjson_get_int(root, "replay_lag_ms", 0, INT64_MAX, &out->replay_lag_ms, "member", err);
+    if (r < 0)
+        goto out;
+    out->has_replay_lag_ms = r > 0;
     if (pyjson_get_bool(root, "pending_restart", &out->pending_restart, "member", err) < 0 ||
         pyjson_get_bool(root, "pause", &out->pause, "member", err) < 0)
         goto out;
@@ -581,6 +589,10 @@ char *dcs_member_encode(const struct dcs_member *m, size_t *len, struct dcs_err 
             goto oom;
     }
     if (m->pause && !put(o, "pause", json_true()))
+        goto oom;
+    if (m->has_server_version && !put(o, "server_version", json_integer(m->server_version)))
+        goto oom;
+    if (m->has_replay_lag_ms && !put(o, "replay_lag_ms", json_integer(m->replay_lag_ms)))
         goto oom;
     if (m->agent_version[0] && !put(o, "pgwarden", json_string(m->agent_version)))
         goto oom;

@@ -91,6 +91,11 @@ struct dcs_member {
                               * its first checkpoint after promotion is done */
     char scheduled_restart[DCS_RESTART_MAX]; /* compact JSON object {"schedule":..}, or "" */
     char agent_version[DCS_WORD_MAX];        /* "pgwarden" field: pgwarden's version, or "" */
+    /* pgwarden's own fields (Patroni ignores unknown member fields): written after "pause" */
+    bool has_server_version;
+    int64_t server_version; /* "server_version": PostgreSQL's server_version_num */
+    bool has_replay_lag_ms;
+    int64_t replay_lag_ms; /* "replay_lag_ms": a replica's replay delay behind its upstream */
 };
 
 /* Zeroes m and sets version to DCS_PATRONI_COMPAT_VERSION and agent_version to pgwarden's. */

@@ -213,6 +213,14 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
             snprintf(m->replication_state, sizeof(m->replication_state), "%s",
                      e->last_st.streaming ? "streaming" : "in archive recovery");
     }
+    if (p->ready) {
+        m->has_server_version = true;
+        m->server_version = e->last_st.server_version;
+        if (p->in_recovery) {
+            m->has_replay_lag_ms = true; /* rounded: the key is rewritten only on a real change */
+            m->replay_lag_ms = (int64_t)(e->last_st.replay_lag_ms / 100 * 100);
+        }
+    }
     m->pending_restart = e->pending_restart && p->ready;
     m->pause = elector_paused(e);
 }

@@ -155,6 +155,10 @@ static json_t *cluster_body(struct elector *e, const struct elect_view *v, const
         }
         if (m->has_xlog_location)
             set_new(o, "xlog_location", json_integer(m->xlog_location));
+        if (m->has_server_version)
+            set_new(o, "server_version", json_integer(m->server_version));
+        if (m->has_replay_lag_ms)
+            set_new(o, "lag_s", json_real((double)m->replay_lag_ms / 1000.0));
         json_array_append_new(members, o);
     }
     free(m);

@@ -37,7 +37,12 @@ static const char status_sql[] =
     " (SELECT timeline_id FROM pg_control_checkpoint()),"
     " current_setting('data_checksums'),"
     " r.status, r.received_tli, r.sender_host, r.sender_port, r.slot_name,"
-    " (SELECT count(*) > 0 FROM pg_settings WHERE pending_restart)"
+    " (SELECT count(*) > 0 FROM pg_settings WHERE pending_restart),"
+    " CASE WHEN NOT pg_is_in_recovery()"
+    "   OR pg_last_wal_receive_lsn() IS NULL"
+    "   OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
+    "  ELSE greatest(0, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)"
+    "   ::bigint) END"
     " FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct pg_error *err)
@@ -74,6 +79,7 @@ int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct p
             st->upstream_port = (uint16_t)v;
         pgi_get_str(r, 0, 14, st->upstream_slot, sizeof(st->upstream_slot));
         st->pending_restart = pgi_get_bool(r, 0, 15);
+        (void)pgi_get_u64(r, 0, 16, &st->replay_lag_ms);
         if (st->in_recovery) {
             st->wal_lsn = st->receive_lsn > st->replay_lsn ? st->receive_lsn : st->replay_lsn;
             st->timeline = (uint32_t)(st->streaming && recv_tli ? recv_tli : ckpt_tli);

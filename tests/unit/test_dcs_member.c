@@ -154,6 +154,30 @@ static void test_decode_patroni_4x_tolerated(void **state)
     assert_string_equal(m.role_text, "leader-ish");
 }
 
+/* pgwarden's own fields survive a round trip; a member without them has none. */
+static void test_server_version_and_replay_lag(void **state)
+{
+    (void)state;
+    struct dcs_member m, back;
+    dcs_member_init(&m);
+    snprintf(m.conn_url, sizeof(m.conn_url), "postgres://10.0.0.4:5432/postgres");
+    snprintf(m.api_url, sizeof(m.api_url), "http://10.0.0.4:8008/patroni");
+    m.state = DCS_STATE_RUNNING;
+    m.role = DCS_ROLE_REPLICA;
+    m.has_server_version = true;
+    m.server_version = 150018;
+    m.has_replay_lag_ms = true;
+    m.replay_lag_ms = 1200;
+    char *text = encode_ok(&m);
+    assert_non_null(strstr(text, "\"server_version\":150018,\"replay_lag_ms\":1200,"));
+    decode_ok(text, &back);
+    assert_true(back.has_server_version && back.server_version == 150018);
+    assert_true(back.has_replay_lag_ms && back.replay_lag_ms == 1200);
+    free(text);
+    decode_ok("{\"conn_url\":\"postgres://h:5432/postgres\",\"state\":\"running\"}", &back);
+    assert_false(back.has_server_version || back.has_replay_lag_ms);
+}
+
 static void test_encode_ours(void **state)
 {
     (void)state;
@@ -434,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_decode_patroni_leader_all_fields),
         cmocka_unit_test(test_decode_patroni_4x_tolerated),
         cmocka_unit_test(test_encode_ours),
+        cmocka_unit_test(test_server_version_and_replay_lag),
         cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_credentials_dropped_on_decode),
         cmocka_unit_test(test_governor_url_value),
