@@ -612,6 +612,7 @@ void elector_free(struct elector *e)
     if (e->stats_timer)
         loop_cancel_timer(e->loop, e->stats_timer);
     elector_samples_stop(e);
+    elector_command_free(e);
     boottimer_free(e->deadline);
     etcd_client_free(e->etcd);
     kvc_free(&e->cache);

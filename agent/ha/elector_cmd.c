@@ -18,6 +18,7 @@
 #include "agent/store.h"
 #include "platform/clock.h"
 #include "platform/log.h"
+#include "platform/loop.h"
 
 #define LOG_MODULE "ha"
 
@@ -233,27 +234,98 @@ static struct reply config_put(struct elector *e, const json_t *cfg)
     return r;
 }
 
-/* POST /restart: immediate restart of the local PostgreSQL when the conditions hold. */
-static struct reply restart(struct elector *e, const json_t *a)
+/* "15.4" -> 150004 (PostgreSQL's server_version_num); 0 when it does not parse. */
+static int64_t version_num(const char *v)
+{
+    char *end;
+    long major = strtol(v, &end, 10);
+    long minor = *end == '.' ? strtol(end + 1, &end, 10) : 0;
+    return major >= 10 && *end == '\0' ? (int64_t)major * 10000 + minor : 0;
+}
+
+/* Patroni's restart conditions: pending restart, role, a version below the one given. */
+static bool restart_conditions(struct elector *e, const json_t *a)
 {
     const char *role = str(a, "role");
-    if (json_object_get(a, "schedule"))
-        return text(400, "scheduled restarts are not supported by this build; restart now");
-    if (json_is_true(json_object_get(a, "restart_pending")) && !e->pending_restart)
-        return text(503, "restart conditions are not satisfied");
+    const char *ver = str(a, "postgres_version");
     bool primary = e->pgv.ready && !e->pgv.in_recovery;
+    if (json_is_true(json_object_get(a, "restart_pending")) && !e->pending_restart)
+        return false;
     if (role[0] && strcasecmp(role, primary ? "master" : "replica") != 0 &&
         !(primary && strcasecmp(role, "primary") == 0))
-        return text(503, "restart conditions are not satisfied");
-    if (!e->pgv.datadir_ok)
-        return text(503, "postgresql is not initialized here");
+        return false;
+    return !ver[0] || (version_num(ver) > 0 && e->last_st.server_version < version_num(ver));
+}
+
+static bool restart_now(struct elector *e)
+{
     struct pg_error err;
     log_info("restarting postgresql on request");
     int rc = pg_restart(&e->pg, PG_STOP_FAST, STOP_TIMEOUT_MS, RESTART_TIMEOUT_MS, NULL, &err);
     e->pg_obs_force = true;
     elector_pg_event(e, rc == 0 ? "restarted on request" : "restart on request failed");
     elector_step_now(e);
-    return rc == 0 ? text(200, "restarted successfully") : text(503, "restart failed");
+    return rc == 0;
+}
+
+static void clear_schedule(struct elector *e)
+{
+    if (e->restart_timer)
+        loop_cancel_timer(e->loop, e->restart_timer);
+    e->restart_timer = 0;
+    json_decref(e->restart_args);
+    e->restart_args = NULL;
+    e->restart_schedule[0] = '\0';
+    elector_build_values(e); /* drops scheduled_restart from the member key */
+}
+
+static void on_restart_due(struct loop *l, uint64_t id, void *arg)
+{
+    (void)l;
+    (void)id;
+    struct elector *e = arg;
+    e->restart_timer = 0;
+    json_t *a = json_incref(e->restart_args);
+    bool go = e->pgv.datadir_ok && restart_conditions(e, a);
+    clear_schedule(e);
+    if (!go)
+        log_warn("scheduled restart skipped: its conditions do not hold");
+    else if (!restart_now(e))
+        log_warn("scheduled restart failed");
+    json_decref(a);
+}
+
+/* POST /restart: now, or at `schedule`, when the conditions hold. */
+static struct reply restart(struct elector *e, const json_t *a)
+{
+    const char *at = str(a, "schedule");
+    if (!e->pgv.datadir_ok)
+        return text(503, "postgresql is not initialized here");
+    if (at[0]) {
+        int64_t ms = 0;
+        bool tz = false;
+        if (elector_paused(e))
+            return text(500, "Can't schedule restart in the paused state");
+        if (e->restart_args)
+            return text(409, "Cannot schedule restart: another restart is already scheduled");
+        if (!dcs_time_parse(at, &ms, &tz))
+            return text(422, "Unable to parse scheduled timestamp. It should be in an "
+                             "unambiguous format, e.g. ISO 8601");
+        if (!tz)
+            return text(400, "Timezone information is mandatory for the scheduled restart");
+        int64_t now = (int64_t)clock_wall_ms();
+        if (ms < now)
+            return text(422, "Cannot schedule restart in the past");
+        e->restart_args = json_deep_copy(a);
+        snprintf(e->restart_schedule, sizeof(e->restart_schedule), "%s", at);
+        e->restart_timer = loop_add_timer(e->loop, (uint64_t)(ms - now), 0, on_restart_due, e);
+        elector_build_values(e);
+        log_info("restart scheduled", "at=%s", at);
+        return text(202, "Restart scheduled");
+    }
+    if (!restart_conditions(e, a))
+        return text(503, "restart conditions are not satisfied");
+    return restart_now(e) ? text(200, "restarted successfully") : text(503, "restart failed");
 }
 
 /* POST /reinitialize: a replica throws its data away and clones the leader again. */
@@ -299,8 +371,12 @@ static struct reply dispatch(struct elector *e, const char *op, const json_t *a)
     }
     if (strcmp(op, "restart") == 0)
         return restart(e, a);
-    if (strcmp(op, "restart_cancel") == 0)
-        return text(404, "no restart is scheduled");
+    if (strcmp(op, "restart_cancel") == 0) {
+        if (!e->restart_args)
+            return text(404, "no restart is scheduled");
+        clear_schedule(e);
+        return text(200, "scheduled restart deleted");
+    }
     if (strcmp(op, "reinitialize") == 0)
         return reinitialize(e);
     if (strcmp(op, "reload") == 0) {
@@ -340,4 +416,13 @@ void elector_command(struct elector *e, const char *json, size_t len)
     free(t);
     json_decref(out);
     json_decref(a);
+}
+
+void elector_command_free(struct elector *e)
+{
+    if (e->restart_timer)
+        loop_cancel_timer(e->loop, e->restart_timer);
+    e->restart_timer = 0;
+    json_decref(e->restart_args);
+    e->restart_args = NULL;
 }

@@ -90,7 +90,13 @@ struct elector {
     char *params_applied; /* compact JSON of the parameters last written, NULL: none yet */
     bool pending_restart; /* PostgreSQL reports a parameter that needs a restart */
     bool start_cancelled;
-    enum dcs_state busy_state;   /* published while a long action runs (creating replica...) */
+    enum dcs_state busy_state;
+    /* a scheduled restart (elector_cmd.c) */
+    uint64_t restart_timer;
+    json_t *restart_args; /* the request, for its conditions at the time */
+    char restart_schedule[64];
+        /* as requested, for the member key */ /* published while a long action runs (creating
+                                                  replica...) */
     struct pg_status last_st;    /* the last successful status query (for the REST snapshot) */
     int64_t dcs_last_seen_s;     /* epoch s of the last successful etcd request */
     char *status_sent;           /* the last MSG_STATUS sent, without its times */
@@ -181,6 +187,8 @@ void elector_status_publish(struct elector *e);
 
 /* ---- elector_cmd.c: MSG_COMMAND from the web process, answered with MSG_REPLY ---- */
 void elector_command(struct elector *e, const char *json, size_t len);
+/* Cancels a scheduled restart (shutdown). */
+void elector_command_free(struct elector *e);
 
 /* ---- elector_peers.c: the view's failover, sync and peer fields from the cache ---- */
 void elector_peers_view(struct elector *e, struct elect_view *v);

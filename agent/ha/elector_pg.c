@@ -222,6 +222,9 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
         }
     }
     m->pending_restart = e->pending_restart && p->ready;
+    if (e->restart_schedule[0])
+        snprintf(m->scheduled_restart, sizeof(m->scheduled_restart), "{\"schedule\":\"%s\"}",
+                 e->restart_schedule);
     m->pause = elector_paused(e);
 }
 

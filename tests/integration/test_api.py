@@ -428,3 +428,35 @@ def test_wrk_primary_figure(etcd, ha_cluster):
           f"; web RSS idle {rss_idle} KiB, peak under load {rss_peak[0]} KiB\n")
     assert code(leader, "/primary") == 200
     assert not leader.find_records(msg="lease lost", since=mark)
+
+
+def test_scheduled_restart(etcd, ha_cluster):
+    """POST /restart with a schedule: 202, published in the member key, a second one 409,
+    DELETE /restart cancels it (then 404); a new schedule restarts PostgreSQL at its time."""
+    import datetime
+    from test_ha_cluster import _kv, prefix
+    nodes, leader = bootstrap(etcd, ha_cluster)
+    replica = next(n for n in nodes if n is not leader)
+    def at(seconds):
+        t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+        return t.isoformat(timespec="seconds")
+    st, body, _ = api(replica, "POST", "/restart", body={"schedule": at(60)})
+    assert st == 202, (st, body)
+    wait_until(lambda: "scheduled_restart" in json.loads(
+        _kv(etcd.url, prefix(replica) + "members/" + replica.name) or "{}"), 10,
+        "scheduled_restart in the member key")
+    st, body, _ = api(replica, "POST", "/restart", body={"schedule": at(60)})
+    assert st == 409, (st, body)
+    st, body, _ = api(replica, "POST", "/restart", body={"schedule": "2001-01-01T00:00:00+00:00"})
+    assert st == 409, (st, body)  # one is scheduled already
+    assert api(replica, "DELETE", "/restart")[0] == 200
+    assert api(replica, "DELETE", "/restart")[0] == 404
+    st, body, _ = api(replica, "POST", "/restart", body={"schedule": "2001-01-01T00:00:00+00:00"})
+    assert st == 422, (st, body)
+    pm = postmaster_pid(replica)
+    st, body, _ = api(replica, "POST", "/restart", body={"schedule": at(3)})
+    assert st == 202, (st, body)
+    wait_until(lambda: postmaster_pid(replica) not in (None, pm), 30, "the scheduled restart")
+    wait_until(lambda: "scheduled_restart" not in json.loads(
+        _kv(etcd.url, prefix(replica) + "members/" + replica.name) or "{}"), 10,
+        "scheduled_restart gone from the member key")
