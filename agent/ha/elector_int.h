@@ -87,16 +87,14 @@ struct elector {
     /* dynamic postgresql.parameters (elector_pg.c) */
     struct pg_param params[PG_PARAMS_MAX]; /* rebuilt by elector_make_conf from `config` */
     char params_buf[PG_PARAMS_BUF];        /* their text */
-    char *params_applied; /* compact JSON of the parameters last written, NULL: none yet */
-    bool pending_restart; /* PostgreSQL reports a parameter that needs a restart */
-    bool start_cancelled;
-    enum dcs_state busy_state;
+    char *params_applied;      /* compact JSON of the parameters last written, NULL: none yet */
+    bool pending_restart;      /* PostgreSQL reports a parameter that needs a restart */
+    bool start_cancelled;      /* a pg_ctl start was cut short by SIGTERM */
+    enum dcs_state busy_state; /* published while a long action runs (creating replica...) */
     /* a scheduled restart (elector_cmd.c) */
     uint64_t restart_timer;
-    json_t *restart_args; /* the request, for its conditions at the time */
-    char restart_schedule[64];
-        /* as requested, for the member key */ /* published while a long action runs (creating
-                                                  replica...) */
+    json_t *restart_args;        /* the request, for its conditions at the time */
+    char restart_schedule[64];   /* as requested, for the member key */
     struct pg_status last_st;    /* the last successful status query (for the REST snapshot) */
     int64_t dcs_last_seen_s;     /* epoch s of the last successful etcd request */
     char *status_sent;           /* the last MSG_STATUS sent, without its times */
