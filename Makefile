@@ -81,7 +81,7 @@ $(TC_arm64):
 toolchain: $(TC_amd64) $(TC_arm64)
 
 PHONY_TC := toolchain
-.PHONY: $(PHONY_TC) tools browser bench bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+.PHONY: $(PHONY_TC) tools browser bench bench-api bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 
@@ -126,6 +126,10 @@ browser: build/dev/pgwarden
 # proxy RSS with 1,000 idle clients. Writes build/results/proxy_bench.json. Options: see --help.
 bench: build/dev/pgwarden
 	/usr/bin/python3 tests/bench/proxy_bench.py
+
+# REST API figure (issue #6): wrk against GET /primary, requests/s, p99, web RSS (needs wrk).
+bench-api: build/dev/pgwarden tools
+	cd tests/integration && /usr/bin/python3 -m pytest -q -s -m bench test_api.py
 
 # Election figures (issue #3): failover after a leader SIGKILL, race latency, idle etcd load.
 bench-election: build/dev/pgwarden

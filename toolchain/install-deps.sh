@@ -28,7 +28,7 @@ group_pkgs() {
                     libssl-dev:arm64 qemu-user-static ;;
         test)  echo postgresql-15 postgresql-client-15 etcd-server etcd-client \
                     python3-pytest python3-pytest-timeout python3-psycopg2 sqlite3 \
-                    procps iproute2 curl bc openssl haproxy valgrind chromium ;;
+                    procps iproute2 curl bc openssl haproxy valgrind wrk chromium ;;
         lint)  echo clang-format cppcheck shellcheck ;;
     esac
 }

@@ -318,7 +318,6 @@ def via_haproxy(port):
         conn.close()
 
 
-@pytest.mark.skipif(not shutil.which("haproxy"), reason="needs haproxy")
 def test_haproxy_follows_the_leader(etcd, ha_cluster, tmp_dir):
     """HAProxy configured as Patroni's documentation shows (OPTIONS /primary health checks on the
     REST port) sends clients to the leader, and to the new leader after a switchover."""
@@ -387,8 +386,7 @@ def test_api_over_tls(etcd, pgwarden_node, tmp_dir):
         api(node, "GET", "/primary", timeout=5)
 
 
-@pytest.mark.skipif(not os.environ.get("PGW_BENCH") or not shutil.which("wrk"),
-                    reason="figure: set PGW_BENCH=1 (needs wrk)")
+@pytest.mark.bench
 def test_wrk_primary_figure(etcd, ha_cluster):
     """wrk against GET /primary on the leader of a managed one-node cluster: requests/s, p99 and
     the web process's RSS under load, while the HA loop keeps renewing the lease."""
