@@ -21,7 +21,7 @@ enum {
     FOLLOW_TIMEOUT_MS = 10000,
     REWIND_TIMEOUT_MS = 600000,
     SHUTDOWN_RECHECKS = 10,
-    DRAIN_MS = 500, /* long enough for a connection's authentication to finish */
+    DRAIN_MS = 800, /* long enough for a connection's authentication to finish */
 };
 
 /* `status` = {"optime": lsn}: where the replicas must be to take over without a loss. */
@@ -56,6 +56,7 @@ static int stop_and_publish(struct elector *e, const char *why)
     if (rc < 0)
         return rc;
     e->ssn[0] = '\0';
+    e->ssn_known = true;
     struct pg_controldata cd;
     if (pg_controldata_read(&e->pg, &cd, &err) == 0 && cd.checkpoint_lsn > 0) {
         log_info("postgresql stopped", "why=%s mode=%s shutdown_checkpoint=%" PRIu64, why,

@@ -104,6 +104,8 @@ struct elector {
 
     /* synchronous replication (elector_sync.c) */
     char ssn[PG_SSN_MAX]; /* synchronous_standby_names we configured (primary) */
+    bool ssn_known;       /* ssn holds what the running primary uses (read once after an agent
+                             start, so a rewrite of the configuration never drops it) */
     struct elector_sync_plan {
         bool valid;                              /* computed from pg_stat_replication */
         size_t npicked, nconfirmed;              /* picked: wanted sync standbys */

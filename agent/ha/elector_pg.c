@@ -153,6 +153,11 @@ void elector_pg_observe(struct elector *e)
         if (pg_status_query(&e->pg, &st, NULL) == 0) {
             p.ready = true;
             e->last_st = st;
+            if (!e->ssn_known && !st.in_recovery) {
+                /* adopted a running primary: keep its synchronous standbys as they are */
+                snprintf(e->ssn, sizeof(e->ssn), "%s", st.sync_standby_names);
+                e->ssn_known = true;
+            }
             if (st.pending_restart != e->pending_restart) {
                 log_info(st.pending_restart ? "a changed parameter needs a restart"
                                             : "no parameter waits for a restart");
@@ -580,6 +585,7 @@ static int promote(struct elector *e)
     /* Strict synchronous mode: no commit returns before a standby has it (Patroni's '*'). */
     snprintf(e->ssn, sizeof(e->ssn), "%s",
              elector_sync_mode(e) && e->dyn.synchronous_mode_strict ? "*" : "");
+    e->ssn_known = true;
     struct pg_conf c;
     elector_make_conf(e, &c, false, NULL, 0);
     if (pg_conf_apply(&e->pg, &c, &err) < 0 || pg_reload(&e->pg, FOLLOW_TIMEOUT_MS, &err) < 0)
@@ -691,6 +697,7 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
                  "reason=%s", e->local.state == ELECT_FENCED ? "fenced" : "not the leader");
         rc = pg_stop(&e->pg, PG_STOP_FAST, STOP_TIMEOUT_MS, true, &sr, &err);
         e->ssn[0] = '\0';
+        e->ssn_known = true;
         if (rc == 0)
             elector_pg_event(e, "demoted");
         break;

@@ -181,6 +181,7 @@ static int set_ssn(struct elector *e, const char *ssn)
     struct pg_error err;
     struct pg_conf c;
     snprintf(e->ssn, sizeof(e->ssn), "%s", ssn);
+    e->ssn_known = true;
     elector_make_conf(e, &c, false, NULL, 0);
     int rc = pg_conf_apply(&e->pg, &c, &err);
     if (rc == 0)

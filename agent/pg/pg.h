@@ -318,10 +318,11 @@ struct pg_status {
     uint64_t replay_lsn;  /* standby: pg_last_wal_replay_lsn(), 0 when none */
     bool replay_paused;
     bool checksums;
-    bool streaming;         /* standby: a walreceiver with status "streaming" */
-    bool pending_restart;   /* a changed parameter needs a restart (pg_settings.pending_restart) */
-    uint64_t replay_lag_ms; /* standby: age of the last replayed commit while WAL waits to be
-                               replayed (0 when replay has caught up with what was received) */
+    bool streaming;       /* standby: a walreceiver with status "streaming" */
+    bool pending_restart; /* a changed parameter needs a restart (pg_settings.pending_restart) */
+    char sync_standby_names[256]; /* synchronous_standby_names in force (cut to fit) */
+    uint64_t replay_lag_ms;       /* standby: age of the last replayed commit while WAL waits to be
+                                     replayed (0 when replay has caught up with what was received) */
     char upstream_host[PG_HOST_MAX];
     uint16_t upstream_port;
     char upstream_slot[PG_SLOT_NAME_MAX];

@@ -42,7 +42,8 @@ static const char status_sql[] =
     "   OR pg_last_wal_receive_lsn() IS NULL"
     "   OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0"
     "  ELSE greatest(0, (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)"
-    "   ::bigint) END"
+    "   ::bigint) END,"
+    " current_setting('synchronous_standby_names')"
     " FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true";
 
 int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct pg_error *err)
@@ -80,6 +81,7 @@ int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct p
         pgi_get_str(r, 0, 14, st->upstream_slot, sizeof(st->upstream_slot));
         st->pending_restart = pgi_get_bool(r, 0, 15);
         (void)pgi_get_u64(r, 0, 16, &st->replay_lag_ms);
+        pgi_get_str(r, 0, 17, st->sync_standby_names, sizeof(st->sync_standby_names));
         if (st->in_recovery) {
             st->wal_lsn = st->receive_lsn > st->replay_lsn ? st->receive_lsn : st->replay_lsn;
             st->timeline = (uint32_t)(st->streaming && recv_tli ? recv_tli : ckpt_tli);
