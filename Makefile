@@ -1,4 +1,4 @@
-# pgwarden: the only entry point. make | static ARCH= | test | unit | lint | demo | clean
+# pgwarden: the only entry point. make | static ARCH= | test | unit | lint | demo | install | release | fuzz | clean
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
@@ -62,8 +62,11 @@ build/$(1)/tests/%: tests/unit/%.c build/$(1)/libpgwarden.a
 endef
 
 DEV_CFLAGS    := -O2 -g
-ASAN_CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-ASAN_LDFLAGS  := -fsanitize=address,undefined
+# float-cast-overflow: part of clang's -fsanitize=undefined but not of gcc's (a double too large
+# for an integer type, found by fuzzing web/snapshot.c).
+ASAN_CFLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow \
+                 -fno-sanitize-recover=all
+ASAN_LDFLAGS  := -fsanitize=address,undefined,float-cast-overflow
 STATIC_CFLAGS := -O2 -ffunction-sections -fdata-sections
 STATIC_LDFLAGS := -static -Wl,--gc-sections
 
@@ -73,6 +76,42 @@ $(eval $(call FLAVOUR,amd64,amd64,$(STATIC_CFLAGS),$(STATIC_LDFLAGS)))
 $(eval $(call FLAVOUR,arm64,arm64,$(STATIC_CFLAGS) -mno-outline-atomics,$(STATIC_LDFLAGS)))
 $(eval $(call FLAVOUR,arm64-test,arm64,-O1 -g -mno-outline-atomics,-static))
 
+# ---- fuzzing (issue #9): one libFuzzer target per parser of outside input (tests/fuzz/fuzz_*.c).
+# `make fuzz` builds them with clang (libFuzzer + ASan + UBSan) against a clang-built libpgwarden
+# (flavour "fuzz") and runs each for FUZZ_SECONDS; `make fuzz-regress` replays the checked-in
+# corpora and crash inputs through the same targets built with gcc (ASan + UBSan, no libFuzzer).
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_SECONDS ?= 60
+CC_fuzz      := clang
+SYSROOT_fuzz := $(SYSROOT_amd64)
+TC_fuzz      := $(TC_amd64)
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=all
+$(eval $(call FLAVOUR,fuzz,fuzz,$(FUZZ_CFLAGS),-fsanitize=address,undefined))
+FUZZ_COMMON  := tests/fuzz/util.c tests/fuzz/fuzz.h
+FUZZ_FLAGS    = $(filter-out -MMD -MP,$(BASE_CFLAGS)) -isystem $(SYSROOT_amd64)/include
+build/fuzz/bin/%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) build/fuzz/libpgwarden.a
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< tests/fuzz/util.c \
+	  build/fuzz/libpgwarden.a -o $@ -L$(SYSROOT_amd64)/lib $(DEP_LIBS)
+build/asan/fuzz/%: tests/fuzz/fuzz_%.c tests/fuzz/driver.c $(FUZZ_COMMON) build/asan/libpgwarden.a
+	@mkdir -p $(@D)
+	$(CC_amd64) $(FUZZ_FLAGS) $(ASAN_CFLAGS) $< tests/fuzz/util.c tests/fuzz/driver.c \
+	  build/asan/libpgwarden.a -o $@ -L$(SYSROOT_amd64)/lib $(ASAN_LDFLAGS) $(DEP_LIBS)
+
+fuzz-build: $(addprefix build/fuzz/bin/,$(FUZZ_NAMES))
+fuzz-regress-build: $(addprefix build/asan/fuzz/,$(FUZZ_NAMES))
+
+# FUZZ_SECONDS per target, one at a time; FUZZ_TARGETS="a b" picks some. New crash inputs are
+# left in build/fuzz/crashes/<target>/ (copy them to tests/fuzz/regress/<target>/ once fixed).
+fuzz:
+	toolchain/install-deps.sh build fuzz
+	$(MAKE) --no-print-directory -j$(NPROC) fuzz-build
+	tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(or $(FUZZ_TARGETS),$(FUZZ_NAMES))
+
+fuzz-regress: fuzz-regress-build
+	tests/fuzz/run.sh regress 0 $(FUZZ_NAMES)
+
 # The toolchain (static libraries in a cache outside the tree) is built once per version key.
 $(TC_amd64):
 	toolchain/build.sh amd64
@@ -81,7 +120,7 @@ $(TC_arm64):
 toolchain: $(TC_amd64) $(TC_arm64)
 
 PHONY_TC := toolchain
-.PHONY: $(PHONY_TC) tools browser bench bench-api bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo clean release
+.PHONY: $(PHONY_TC) faults fuzz fuzz-build fuzz-regress fuzz-regress-build tools browser bench bench-api bench-election bench-ha all deps static unit unit-amd64 unit-arm64 integration test lint demo install clean release
 all: build/dev/pgwarden
 	@echo "built build/dev/pgwarden"
 
@@ -140,12 +179,73 @@ bench-election: build/dev/pgwarden
 bench-ha: build/dev/pgwarden
 	/usr/bin/python3 tests/bench/ha_figures.py
 
+# Fault-injection suite (issue #9): 3 etcd members + 3 nodes in synchronous mode, clients writing
+# through the forwarders, random faults (FAULTS, default 100; SEED), a checker and a report in
+# build/results/faults.{json,txt,svg}. Not part of `make test`.
+faults: build/dev/pgwarden
+	/usr/bin/python3 tests/faults/run.py --faults $(or $(FAULTS),100) $(if $(SEED),--seed $(SEED))
+
 # Installs what is missing, builds, runs every test and prints "N passed, N failed".
 test: deps
 	tests/run-all.sh
 
-demo: deps build/dev/pgwarden
-	build/dev/pgwarden demo --dir $${PGWARDEN_DEMO_DIR:-/tmp/pgwarden-demo}
+# ---- demo, install, release (issue #10)
+
+# A local cluster (3 etcd members, 3 nodes with PostgreSQL 15) in the foreground until Ctrl-C:
+# installs what is missing, builds, runs. DEMO_DIR keeps the cluster between runs (reused; pass
+# DEMO_ARGS=--reset to start over).
+DEMO_DIR  ?= $(or $(PGWARDEN_DEMO_DIR),$(CURDIR)/build/demo)
+DEMO_ARGS ?=
+demo:
+	toolchain/install-deps.sh build demo
+	$(MAKE) --no-print-directory build/dev/pgwarden
+	build/dev/pgwarden demo --dir $(DEMO_DIR) $(DEMO_ARGS)
+
+# make install [DESTDIR=staging] [PREFIX=/usr/local] [ARCH=amd64] [INSTALL_BIN=path]: the stripped
+# static binary, the systemd unit, the example config as /etc/pgwarden/pgwarden.conf (an existing
+# one is kept) and the docs.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+INSTALL_BIN ?= build/$(ARCH)/pgwarden
+UNITDIR     ?= /lib/systemd/system
+CONFDIR     ?= /etc/pgwarden
+DOCDIR      ?= $(PREFIX)/share/doc/pgwarden
+# The service runs as postgres and must read its config: group postgres when we may set it.
+CONF_GROUP  ?= $(shell [ "$$(id -u)" = 0 ] && getent group postgres >/dev/null && echo postgres)
+install: $(INSTALL_BIN)
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR) \
+	  $(DESTDIR)$(DOCDIR)
+	install -m 0755 -s --strip-program=$(STRIP_$(ARCH)) $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/bin/pgwarden
+	sed -e 's|/usr/bin/pgwarden|$(PREFIX)/bin/pgwarden|g' -e 's|/etc/pgwarden/|$(CONFDIR)/|g' \
+	  -e 's|/usr/share/doc/pgwarden|$(DOCDIR)|g' \
+	  platform/pgwarden.service > $(DESTDIR)$(UNITDIR)/pgwarden.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgwarden.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/pgwarden.service.tmp $(DESTDIR)$(UNITDIR)/pgwarden.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/pgwarden.conf ]; then \
+	  echo "install: kept the existing $(DESTDIR)$(CONFDIR)/pgwarden.conf"; \
+	else \
+	  install -m 0640 $(if $(CONF_GROUP),-g $(CONF_GROUP)) platform/pgwarden.conf.example \
+	    $(DESTDIR)$(CONFDIR)/pgwarden.conf && \
+	  echo "install: $(DESTDIR)$(CONFDIR)/pgwarden.conf (edit [node] name, [etcd] and passwords)"; \
+	fi
+	install -m 0644 README.md platform/pgwarden.conf.example $(DESTDIR)$(DOCDIR)/
+
+# Both static release binaries, stripped, with their checksums, in build/release/.
+RELEASE_DIR := build/release
+release:
+	toolchain/install-deps.sh build cross
+	@# version.o embeds the git revision, which no prerequisite tracks: always rebuilt here.
+	rm -f build/amd64/obj/agent/version.o build/arm64/obj/agent/version.o
+	$(MAKE) --no-print-directory static ARCH=amd64
+	$(MAKE) --no-print-directory static ARCH=arm64
+	rm -rf $(RELEASE_DIR)
+	mkdir -p $(RELEASE_DIR)
+	cp build/amd64/pgwarden $(RELEASE_DIR)/pgwarden-$(VERSION)-linux-amd64
+	cp build/arm64/pgwarden $(RELEASE_DIR)/pgwarden-$(VERSION)-linux-arm64
+	cd $(RELEASE_DIR) && sha256sum pgwarden-$(VERSION)-linux-amd64 pgwarden-$(VERSION)-linux-arm64 > SHA256SUMS
+	$(RELEASE_DIR)/pgwarden-$(VERSION)-linux-amd64 version | head -n1
+	qemu-aarch64-static $(RELEASE_DIR)/pgwarden-$(VERSION)-linux-arm64 version | head -n1
+	@file $(RELEASE_DIR)/pgwarden-$(VERSION)-linux-*; cat $(RELEASE_DIR)/SHA256SUMS
 
 clean:
 	rm -rf build

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/ctl/ctl.h"
+#include "agent/demo/demo.h"
 #include "agent/migrate/migrate.h"
 #include "agent/node.h"
 #include "agent/settings.h"
@@ -13,7 +14,7 @@
 #include "platform/config.h"
 #include "web/auth.h"
 
-enum { EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_CONFIG_ = 78 };
+enum { EX_USAGE_ = 64, EX_CONFIG_ = 78 };
 
 #define DEFAULT_CONFIG "/etc/pgwarden/pgwarden.conf"
 
@@ -91,19 +92,12 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
-/* Subcommands whose implementation lands in later issues say so plainly. */
-static int cmd_later(int argc, char **argv)
-{
-    (void)argc;
-    fprintf(stderr, "pgwarden %s: not available in this build yet\n", argv[0]);
-    return EX_UNAVAILABLE_;
-}
-
 static const struct command commands[] = {
     {"run", cmd_run, "run [-c FILE]", "run the node agent (supervisor with ha, proxy, web)"},
     {"ctl", ctl_main, "ctl COMMAND ...", "operate the cluster (list, switchover, ...)"},
     {"migrate", migrate_main, "migrate --from URL --to DBNAME", "move a database into the cluster"},
-    {"demo", cmd_later, "demo [--dir DIR]", "run a local three-node cluster"},
+    {"demo", demo_main, "demo [--dir DIR] [--reset]",
+     "run a local three-node cluster until Ctrl-C"},
     {"check-config", cmd_check_config, "check-config FILE",
      "report every problem in a config file"},
     {"passwd", web_passwd_main, "passwd [--stdin] [USER [ROLE]]",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: builds everything, runs lint, unit (amd64 ASan + arm64 qemu), static builds,
-# integration tests and the dashboard's browser tests, then prints the closing line
-# "N passed, N failed".
+# `make test`: builds everything, runs lint, unit (amd64 ASan + arm64 qemu), the fuzz corpora
+# replay (ASan), static builds, integration tests and the dashboard's browser tests, then prints
+# the closing line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/results
@@ -45,6 +45,9 @@ check "build dev" make --no-print-directory -j"$jobs" build/dev/pgwarden tools
 check "lint" tests/lint.sh
 tests "unit amd64 (asan)" build/results/unit-asan.count make --no-print-directory -j"$jobs" unit-amd64
 tests "unit arm64 (qemu)" build/results/unit-qemu.count make --no-print-directory -j"$jobs" unit-arm64
+# The fuzz corpora and crash regressions replayed under ASan/UBSan (gcc, no libFuzzer): one
+# test per input file (`make fuzz` runs the fuzzers themselves; it is not part of make test).
+tests "fuzz regress (asan)" build/results/fuzz-regress.count make --no-print-directory -j"$jobs" fuzz-regress
 check "static amd64" static_ok amd64
 check "static arm64" static_ok arm64
 tests "integration" build/results/integration.count tests/run-integration.sh build/dev/pgwarden

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh — idempotently install the Debian packages pgwarden needs, by group.
 #
-# Usage: toolchain/install-deps.sh [build|cross|test|lint|all]...   (default: build)
+# Usage: toolchain/install-deps.sh [build|cross|test|lint|fuzz|demo|all]...   (default: build)
 #   build  native compilers and tools to build the static dependency sysroot
 #   cross  aarch64 cross compiler, arm64 libc/libssl (multiarch), qemu-user-static
 #   test   PostgreSQL 15, etcd, pytest + psycopg2 for the integration tests; haproxy and
 #          valgrind for the forwarder benchmark and its leak check; chromium (with node and npm,
 #          which the machine provides) for the browser tests (tests/browser/package-lock.json)
 #   lint   clang-format, cppcheck, shellcheck
+#   fuzz   clang (bookworm's clang-14, with libFuzzer and the sanitizers) for `make fuzz`
+#   demo   PostgreSQL 15 and etcd only, for `make demo` (a subset of test)
 # A no-op (no apt-get at all) when every package of the requested groups is installed.
 # Runs as root on Debian 12 (bookworm). "build" adds deb-src entries for bookworm and
 # trixie (sources only: never a trixie "deb" entry, so no binary is ever upgraded to
@@ -28,8 +30,10 @@ group_pkgs() {
                     libssl-dev:arm64 qemu-user-static ;;
         test)  echo postgresql-15 postgresql-client-15 etcd-server etcd-client \
                     python3-pytest python3-pytest-timeout python3-psycopg2 sqlite3 \
-                    procps iproute2 curl bc openssl haproxy valgrind wrk chromium ;;
+                    procps iproute2 curl bc openssl haproxy valgrind wrk chromium systemd ;;
         lint)  echo clang-format cppcheck shellcheck ;;
+        fuzz)  echo clang libclang-rt-14-dev ;;
+        demo)  echo postgresql-15 postgresql-client-15 etcd-server etcd-client ;;
     esac
 }
 
@@ -64,9 +68,9 @@ installed() {
 groups=()
 for g in "${@:-build}"; do
     case $g in
-        all) names=(build cross test lint) ;;
-        build|cross|test|lint) names=("$g") ;;
-        *) die "unknown group '$g' (expected build, cross, test, lint or all)" ;;
+        all) names=(build cross test lint fuzz) ;;
+        build|cross|test|lint|fuzz|demo) names=("$g") ;;
+        *) die "unknown group '$g' (expected build, cross, test, lint, fuzz, demo or all)" ;;
     esac
     for x in "${names[@]}"; do
         case " ${groups[*]} " in *" $x "*) ;; *) groups+=("$x") ;; esac

@@ -60,7 +60,10 @@ static bool get_i64(const json_t *obj, const char *key, int64_t *out)
         return true;
     }
     if (json_is_real(v)) {
-        *out = (int64_t)json_real_value(v);
+        double d = json_real_value(v);
+        if (!(d > -9.2e18 && d < 9.2e18)) /* converting it would be undefined behaviour */
+            return false;
+        *out = (int64_t)d;
         return true;
     }
     return false;

@@ -50,6 +50,8 @@ int pg_postmaster_pid_parse(const char *text, struct pg_postmaster *out)
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
         char buf[PGW_PATH_MAX];
         copy_line(buf, sizeof(buf), p, n);
+        if (n >= sizeof(buf)) /* a longer line was cut: trim what was kept, not past buf */
+            n = sizeof(buf) - 1;
         while (n > 0 && buf[n - 1] == ' ')
             buf[--n] = '\0';
         const char *v = buf;
