@@ -90,6 +90,16 @@ void ctl_print_help(FILE *out);
 
 enum ctl_align { CTL_ALIGN_LEFT = 0, CTL_ALIGN_RIGHT };
 
+/* A growing NUL-terminated text buffer (oom set, and further appends ignored, on allocation
+ * failure; the caller frees p). */
+struct ctl_sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void ctl_sbuf_put(struct ctl_sbuf *b, const char *s, size_t n);
+void ctl_sbuf_str(struct ctl_sbuf *b, const char *s);
+
 struct ctl_table {
     size_t ncols;
     char **headers;        /* owned copies */

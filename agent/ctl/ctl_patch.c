@@ -126,34 +126,7 @@ json_t *ctl_set_patch(const char *const *sets, size_t n_sets, const char *const 
 
 /* ---- diff ---- */
 
-struct dbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void db_put(struct dbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void emit_leaf(struct dbuf *b, char sign, const char *path, const json_t *v)
+static void emit_leaf(struct ctl_sbuf *b, char sign, const char *path, const json_t *v)
 {
     char s[2] = {sign, '\0'};
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -161,11 +134,11 @@ static void emit_leaf(struct dbuf *b, char sign, const char *path, const json_t 
         b->oom = true;
         return;
     }
-    db_put(b, s);
-    db_put(b, path[0] ? path : "(root)");
-    db_put(b, ": ");
-    db_put(b, text);
-    db_put(b, "\n");
+    ctl_sbuf_str(b, s);
+    ctl_sbuf_str(b, path[0] ? path : "(root)");
+    ctl_sbuf_str(b, ": ");
+    ctl_sbuf_str(b, text);
+    ctl_sbuf_str(b, "\n");
     free(text);
 }
 
@@ -179,7 +152,7 @@ static char *join_path(const char *path, const char *key)
 }
 
 /* Every leaf of v under path, flattened. */
-static void emit_all(struct dbuf *b, char sign, const char *path, const json_t *v)
+static void emit_all(struct ctl_sbuf *b, char sign, const char *path, const json_t *v)
 {
     if (!json_is_object(v) || json_object_size(v) == 0) {
         emit_leaf(b, sign, path, v);
@@ -199,7 +172,7 @@ static void emit_all(struct dbuf *b, char sign, const char *path, const json_t *
     }
 }
 
-static void diff_rec(struct dbuf *b, const char *path, const json_t *a, const json_t *c)
+static void diff_rec(struct ctl_sbuf *b, const char *path, const json_t *a, const json_t *c)
 {
     if (a && c && json_equal(a, c))
         return;
@@ -238,8 +211,8 @@ static void diff_rec(struct dbuf *b, const char *path, const json_t *a, const js
 
 char *ctl_config_diff(const json_t *old_v, const json_t *new_v)
 {
-    struct dbuf b = {0};
-    db_put(&b, "");
+    struct ctl_sbuf b = {0};
+    ctl_sbuf_str(&b, "");
     diff_rec(&b, "", old_v, new_v);
     if (b.oom) {
         free(b.p);

@@ -112,13 +112,7 @@ static size_t prefix_bytes(const char *s, size_t width)
 }
 
 /* A growing output buffer. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
+void ctl_sbuf_put(struct ctl_sbuf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
@@ -139,19 +133,19 @@ static void sb_put(struct sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-static void sb_str(struct sbuf *b, const char *s)
+void ctl_sbuf_str(struct ctl_sbuf *b, const char *s)
 {
-    sb_put(b, s, strlen(s));
+    ctl_sbuf_put(b, s, strlen(s));
 }
 
-static void sb_rep(struct sbuf *b, char ch, size_t n)
+static void sb_rep(struct ctl_sbuf *b, char ch, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        sb_put(b, &ch, 1);
+        ctl_sbuf_put(b, &ch, 1);
 }
 
 /* One cell padded to width (truncated with "..." at the column's max width). */
-static void sb_cell(struct sbuf *b, const char *s, size_t width, enum ctl_align align)
+static void sb_cell(struct ctl_sbuf *b, const char *s, size_t width, enum ctl_align align)
 {
     size_t w = ctl_text_width(s);
     size_t nbytes = strlen(s);
@@ -161,30 +155,30 @@ static void sb_cell(struct sbuf *b, const char *s, size_t width, enum ctl_align 
         nbytes = prefix_bytes(s, keep);
         w = keep + (width > 3 ? 3 : 0);
     }
-    sb_put(b, " ", 1);
+    ctl_sbuf_put(b, " ", 1);
     if (align == CTL_ALIGN_RIGHT)
         sb_rep(b, ' ', width - w);
-    sb_put(b, s, nbytes);
+    ctl_sbuf_put(b, s, nbytes);
     if (cut && width > 3)
-        sb_str(b, "...");
+        ctl_sbuf_str(b, "...");
     if (align == CTL_ALIGN_LEFT)
         sb_rep(b, ' ', width - w);
-    sb_put(b, " |", 2);
+    ctl_sbuf_put(b, " |", 2);
 }
 
-static void sb_border(struct sbuf *b, const size_t *widths, size_t ncols)
+static void sb_border(struct ctl_sbuf *b, const size_t *widths, size_t ncols)
 {
-    sb_put(b, "+", 1);
+    ctl_sbuf_put(b, "+", 1);
     for (size_t i = 0; i < ncols; i++) {
         sb_rep(b, '-', widths[i] + 2);
-        sb_put(b, "+", 1);
+        ctl_sbuf_put(b, "+", 1);
     }
-    sb_put(b, "\n", 1);
+    ctl_sbuf_put(b, "\n", 1);
 }
 
 char *ctl_table_render(const struct ctl_table *t, const char *title)
 {
-    struct sbuf b = {0};
+    struct ctl_sbuf b = {0};
     size_t *widths = calloc(t->ncols ? t->ncols : 1, sizeof(*widths));
     if (!widths)
         return NULL;
@@ -202,7 +196,7 @@ char *ctl_table_render(const struct ctl_table *t, const char *title)
             widths[c] = limit;
     }
     /* The top border, with the title written over its start when it fits. */
-    struct sbuf top = {0};
+    struct ctl_sbuf top = {0};
     sb_border(&top, widths, t->ncols);
     char *clean_title = title ? dup_clean(title) : NULL;
     if (top.oom || (title && !clean_title)) {
@@ -215,32 +209,32 @@ char *ctl_table_render(const struct ctl_table *t, const char *title)
     if (clean_title && clean_title[0]) {
         size_t tw = ctl_text_width(clean_title);
         if (tw + 4 <= border_w) {
-            sb_str(&b, "+ ");
-            sb_str(&b, clean_title);
-            sb_str(&b, " ");
+            ctl_sbuf_str(&b, "+ ");
+            ctl_sbuf_str(&b, clean_title);
+            ctl_sbuf_str(&b, " ");
             size_t used = tw + 3;
             /* keep the rest of the border after the title, starting with a '-' */
-            sb_put(&b, top.p + used, top.len - used);
+            ctl_sbuf_put(&b, top.p + used, top.len - used);
         } else {
-            sb_str(&b, clean_title);
-            sb_str(&b, "\n");
-            sb_put(&b, top.p, top.len);
+            ctl_sbuf_str(&b, clean_title);
+            ctl_sbuf_str(&b, "\n");
+            ctl_sbuf_put(&b, top.p, top.len);
         }
     } else {
-        sb_put(&b, top.p, top.len);
+        ctl_sbuf_put(&b, top.p, top.len);
     }
-    sb_str(&b, "|");
+    ctl_sbuf_str(&b, "|");
     for (size_t c = 0; c < t->ncols; c++)
         sb_cell(&b, t->headers[c], widths[c], CTL_ALIGN_LEFT);
-    sb_str(&b, "\n");
-    sb_put(&b, top.p, top.len);
+    ctl_sbuf_str(&b, "\n");
+    ctl_sbuf_put(&b, top.p, top.len);
     for (size_t r = 0; r < t->nrows; r++) {
-        sb_str(&b, "|");
+        ctl_sbuf_str(&b, "|");
         for (size_t c = 0; c < t->ncols; c++)
             sb_cell(&b, t->cells[r * t->ncols + c], widths[c], t->align[c]);
-        sb_str(&b, "\n");
+        ctl_sbuf_str(&b, "\n");
     }
-    sb_put(&b, top.p, top.len);
+    ctl_sbuf_put(&b, top.p, top.len);
     free(top.p);
     free(widths);
     free(clean_title);
