@@ -71,8 +71,10 @@ static long long jint(const json_t *obj, const char *key)
     const json_t *v = json_object_get(obj, key);
     if (json_is_integer(v))
         return (long long)json_integer_value(v);
-    if (json_is_real(v))
-        return (long long)json_real_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        return d > -9.2e18 && d < 9.2e18 ? (long long)d : 0; /* no undefined conversion */
+    }
     return 0;
 }
 
