@@ -95,7 +95,11 @@ struct msg_route {
     uint16_t port;           /* of the leader's PostgreSQL (0 if unknown) */
     uint8_t has_leader;
     uint8_t is_self; /* the leader is this node */
-    uint8_t pad[4];
+    /* The leader is handing over (its member key says "stopping"): new connections are held,
+     * connections not answered yet go back to holding, established sessions stay until its
+     * PostgreSQL stops them, so a client mid-authentication is not cut off. */
+    uint8_t draining;
+    uint8_t pad[3];
     char leader[MSG_NAME_MAX]; /* member name, "" when none */
     char host[MSG_HOST_MAX];   /* from the leader's conn_url, "" if unknown */
     uint16_t n_replicas;       /* entries used in replicas[] (at most MSG_ROUTE_REPLICAS_MAX) */

@@ -228,8 +228,9 @@ static void wanted_route(struct elector *e, const struct elect_view *v, struct m
         /* lags from the published positions, as every other node computes them */
         top = member_of(e, e->ec.name, m) && m->has_xlog_location ? m->xlog_location : -1;
         bool draining = e->busy_state == DCS_STATE_STOPPING;
-        if (!e->manage_pg || (e->pgv.ready && !e->pgv.in_recovery && !draining)) {
+        if (!e->manage_pg || (e->pgv.ready && !e->pgv.in_recovery)) {
             r->has_leader = 1;
+            r->draining = draining;
             r->is_self = 1;
             r->term = l->term;
             r->expiry_boot_ms = l->deadline_ms;
@@ -242,8 +243,11 @@ static void wanted_route(struct elector *e, const struct elect_view *v, struct m
         /* A follower routes to the leader it sees for as long as its own lease is alive;
          * never to itself (a key with our name and no leadership is a stale one). */
         top = m->has_xlog_location ? m->xlog_location : -1;
-        if (!e->manage_pg || (m->role == DCS_ROLE_PRIMARY && m->state == DCS_STATE_RUNNING)) {
+        bool stopping = m->state == DCS_STATE_STOPPING;
+        if (!e->manage_pg ||
+            (m->role == DCS_ROLE_PRIMARY && (m->state == DCS_STATE_RUNNING || stopping))) {
             r->has_leader = 1;
+            r->draining = e->manage_pg && stopping;
             r->term = v->leader_create_rev;
             r->expiry_boot_ms = l->deadline_ms;
             snprintf(r->leader, sizeof(r->leader), "%s", v->leader);

@@ -787,6 +787,13 @@ bool conn_start(struct fwd *f, int cfd, uint8_t port, bool over_limit)
     return true;
 }
 
+/* True if c's upstream is a leader that is handing over: a connection it has not answered yet
+ * goes back to holding (its first packet is replayed to the next leader). */
+static bool draining_target(const struct conn *c, const struct route_table *r)
+{
+    return r->draining && route_addr_equal(&c->target, &r->leader);
+}
+
 /* True if c's upstream is no longer where the route sends its port. */
 static bool stale(const struct conn *c, const struct route_table *r)
 {
@@ -807,14 +814,14 @@ void conn_on_route(struct conn *c)
             return;
         break;
     case CS_CONNECTING:
-        if (!stale(c, &f->route))
+        if (!stale(c, &f->route) && !draining_target(c, &f->route))
             return;
         close_upstream(c); /* the first packet is still here: send it to the new place */
         if (!conn_route(c))
             return;
         break;
     case CS_RELAY:
-        if (!stale(c, &f->route))
+        if (!stale(c, &f->route) && (c->answered || !draining_target(c, &f->route)))
             return;
         if (!c->answered) { /* nothing came back yet: send the first packet elsewhere */
             unforward(c);

@@ -117,6 +117,7 @@ void route_apply(const struct route_table *prev, const struct msg_route *m,
         next->leader_port = m->port;
         next->has_leader =
             resolve_cached(prev, next->leader_host, next->leader_port, &next->leader);
+        next->draining = next->has_leader && m->draining;
     }
     size_t n = m->n_replicas;
     if (n > MSG_ROUTE_REPLICAS_MAX)
@@ -140,7 +141,7 @@ void route_apply(const struct route_table *prev, const struct msg_route *m,
 
 const struct route_addr *route_rw(const struct route_table *t, uint64_t now_boot_ms)
 {
-    if (!t->has_leader || t->leader.len == 0 || now_boot_ms >= t->expiry_boot_ms)
+    if (!t->has_leader || t->draining || t->leader.len == 0 || now_boot_ms >= t->expiry_boot_ms)
         return NULL;
     return &t->leader;
 }

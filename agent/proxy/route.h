@@ -28,6 +28,7 @@ struct route_replica {
 
 struct route_table {
     bool has_leader; /* as received; see route_rw() for "usable now" */
+    bool draining;   /* the leader hands over: no new connection goes there */
     int64_t term;
     uint64_t expiry_boot_ms;
     struct route_addr leader;
@@ -55,8 +56,8 @@ const char *route_addr_str(const struct route_addr *a, char *buf, size_t cap);
 void route_apply(const struct route_table *prev, const struct msg_route *m,
                  struct route_table *next);
 
-/* The leader's address if the table names one and has not expired at now_boot_ms; NULL
- * otherwise (the forwarder then holds new read-write connections). */
+/* The leader's address if the table names one, it is not draining and the table has not expired
+ * at now_boot_ms; NULL otherwise (the forwarder then holds new read-write connections). */
 const struct route_addr *route_rw(const struct route_table *t, uint64_t now_boot_ms);
 
 /* Least connections over the replicas whose lag is known and <= max_lag; ties go to the first.
@@ -69,7 +70,7 @@ int route_ro_pick(const struct route_table *t, uint64_t now_boot_ms, uint64_t ma
 int route_find_replica(const struct route_table *t, const struct route_addr *a);
 
 /* True if connections routed to the leader of `a` must be closed under `b` (the leader is gone,
- * or another one, or another term). */
+ * or another one, or another term; not when it only started draining). */
 bool route_leader_changed(const struct route_table *a, const struct route_table *b);
 
 #endif

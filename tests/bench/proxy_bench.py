@@ -13,11 +13,12 @@ haproxy (HAProxy 2.6, `mode tcp`, the configuration from Patroni's documentation
 The data is `pgbench -i -s 10`, made once. Clients authenticate with SCRAM (the cluster's
 pg_hba), on every path alike.
 
-HAProxy health checks are not what is measured, and pgwarden's REST API (`/primary`, issue 6)
-does not exist yet: the HAProxy section keeps Patroni's `option httpchk OPTIONS /primary`,
-`http-check expect status 200` and `default-server inter 3s fall 3 rise 2 on-marked-down
-shutdown-sessions` lines, but has a single `server` line pointing at the current leader's
-PostgreSQL without `check`, so that only the data path is compared.
+HAProxy runs the standard configuration published for Patroni (the reference in
+shared/reference/etcd-gateway.md, B4): `option httpchk OPTIONS /primary`, `http-check expect
+status 200`, `default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions` and one
+`server ... maxconn 100 check port <REST port>` line per node, checked against pgwarden's
+Patroni-compatible REST API. Measurement starts once HAProxy sends every connection to the
+leader.
 
 Memory: 1,000 client connections are opened through the read-write port, each completes its
 startup (authenticated, ReadyForQuery) and stays idle; then VmRSS of the node's proxy child is
@@ -61,9 +62,8 @@ PGBENCH = str(C.PG_BINDIR / "pgbench")
 TARGETS = ("direct", "pgwarden", "haproxy")
 IDLE_PG_MAX_CONNECTIONS = 1200
 
-HAPROXY_CFG = """# Patroni's HAProxy example (docs: haproxy.cfg), mode tcp. The health check lines are kept;
-# the single server line has no `check`: pgwarden's /primary (issue 6) does not exist yet, and
-# only the data path is measured.
+HAPROXY_CFG = """# The standard HAProxy configuration for Patroni, mode tcp, checked against each
+# node's REST API (pgwarden's /primary answers as Patroni's does).
 global
     maxconn 100
 
@@ -80,7 +80,7 @@ listen batman
     option httpchk OPTIONS /primary
     http-check expect status 200
     default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
-    server {name} 127.0.0.1:{pg_port} maxconn 100
+{servers}
 """
 
 
@@ -107,14 +107,31 @@ def pgbench(port, args, timeout):
             "failed": int(failed.group(1)) if failed else None}
 
 
-def start_haproxy(work, leader, pg_port):
+def start_haproxy(work, nodes, leader):
     port = C.free_port()
     cfg = work / "haproxy.cfg"
-    C.write_file(cfg, HAPROXY_CFG.format(port=port, name=f"postgresql_{leader.name}",
-                                         pg_port=pg_port))
+    servers = "\n".join(f"    server postgresql_{n.name} 127.0.0.1:{H.pg_port(n)} maxconn 100 "
+                        f"check port {n.ports['web']}" for n in nodes)
+    C.write_file(cfg, HAPROXY_CFG.format(port=port, servers=servers))
     proc = C.Proc("haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"], work / "haproxy.log")
     proc.start()
     C.wait_until(lambda: C.port_accepts(port), 15, "haproxy listening", 0.1)
+    # servers start UP until their checks fail (fall 3 x inter 3s): wait until 30 connections
+    # in a row reach the leader's PostgreSQL
+    want = H.pg_port(leader)
+    streak = [0]
+
+    def on_leader():
+        c = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             password=H.SU_PW, sslmode="disable", connect_timeout=10)
+        try:
+            with c.cursor() as cur:
+                cur.execute("SELECT inet_server_port()")
+                streak[0] = streak[0] + 1 if cur.fetchone()[0] == want else 0
+        finally:
+            c.close()
+        return streak[0] >= 30
+    C.wait_until(on_leader, 60, "haproxy to route only to the leader", 0.05)
     return proc, port, cfg.read_text()
 
 
@@ -181,9 +198,8 @@ def main():
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(),
         "duration_s": args.duration, "latency_duration_s": args.latency_duration,
         "pairs": args.pairs,
-        "notes": ["HAProxy: Patroni's mode tcp section with option httpchk OPTIONS /primary, but a "
-                  "single server line to the leader's PostgreSQL without `check` (pgwarden's "
-                  "REST API is issue 6): the data path is compared, not the health check.",
+        "notes": ["HAProxy: the standard Patroni configuration (mode tcp, option httpchk "
+                  "OPTIONS /primary against each node's REST port, one server line per node).",
                   "All on 127.0.0.1, one machine: pgbench, PostgreSQL, the forwarder and HAProxy "
                   "share its CPUs.",
                   "pgwarden: the leader node's read-write port (routes to the local PostgreSQL)."],
@@ -213,7 +229,7 @@ def main():
         rw = leader.ports["rw"]
         pid = leader.child_pids().get("proxy")
         log(f"leader {leader.name}: PostgreSQL :{pg_port}, pgwarden rw :{rw}, proxy pid {pid}")
-        hap, hport, hcfg = start_haproxy(work, leader, pg_port)
+        hap, hport, hcfg = start_haproxy(work, cl.nodes, leader)
         result["haproxy_config"] = hcfg
         ports = {"direct": pg_port, "pgwarden": rw, "haproxy": hport}
         log(f"haproxy :{hport}; pgbench -i -s 10")
@@ -307,8 +323,8 @@ def print_table(result, args):
     print(f"\nForwarder benchmark (issue 5): {result.get('haproxy')}; pgbench -S, "
           f"-T {args.duration} (latency -T {args.latency_duration}), medians of {args.pairs} "
           f"interleaved rounds; {result.get('cpus')} CPUs shared by everything")
-    print("HAProxy: Patroni's mode tcp config, single server line to the leader WITHOUT check "
-          "(no /primary yet: issue 6)\n")
+    print("HAProxy: the standard Patroni config (mode tcp, httpchk OPTIONS /primary on each "
+          "node's REST port)\n")
     print(f"{'workload':34s} {'direct':>10s} {'pgwarden':>10s} {'haproxy':>10s}")
     rows = (("select  -c16 -j2        TPS", "select", "{:10.0f}"),
             ("connect -C -c16 -j2     TPS", "connect", "{:10.0f}"),

@@ -369,26 +369,20 @@ def _auth_kills(node):
 
 @pytest.mark.timeout(420)
 def test_switchover_connect_loop_no_failed_connect(etcd, pgwarden_node):
-    """Two clients open a new connection every ~20 ms (through a bystander node and through the
-    old leader's node) across a switchover. Connects that reach the old leader while it shuts
-    down (57P03 as its first message) or after (refused) are re-routed by the forwarder; none
-    fails, none lands on a server in recovery.
-
-    One case is outside the forwarder's reach: a session that is in the middle of SCRAM
-    authentication with the old leader at the instant `pg_ctl stop -m fast` signals its
-    backends. PostgreSQL closes it without an error ("canceling authentication due to
-    timeout" in its log) after the forwarder relayed AuthenticationSASL; the exchange cannot be
-    replayed elsewhere (the server nonce differs). At most one such failure per loop is
-    tolerated (printed); zero is the target still open in issue 5. Likewise a session already
-    running its query on the old leader at that instant is closed (sessions to a former leader
-    are, by design): at most one per loop. Closing both gaps needs ha to drain the forwarders
-    before the fast stop."""
+    """Four clients open a new connection every ~20 ms (two through a bystander node, two through
+    the old leader's node) across a switchover; none fails to connect, none lands on a server in
+    recovery. Before its fast stop the leader drains: every forwarder holds new clients and
+    sends back to holding those the old leader has not answered, while sessions already in
+    their authentication exchange (which cannot be replayed elsewhere: the server nonce
+    differs) get time to finish; 57P03 from a server shutting down and refused TCP connects
+    are retried invisibly. A session still running its query when PostgreSQL stops is closed
+    (sessions to a former leader are, by design): at most one per loop."""
     nodes, leader = _cluster(etcd, pgwarden_node)
     cand, bystander = [n for n in nodes if n is not leader]
     p = f"/{leader.config['etcd'].get('namespace', 'service').strip('/')}/" \
         f"{leader.config['etcd']['scope']}/"
-    loops = [ConnectLoop(port_of(bystander, "rw"), "bystander"),
-             ConnectLoop(port_of(leader, "rw"), "old leader")]
+    loops = [ConnectLoop(port_of(n, "rw"), f"{tag} {i}")
+             for n, tag in ((bystander, "bystander"), (leader, "old leader")) for i in (1, 2)]
     try:
         wait_until(lambda: all(len(lp.ok) >= 10 for lp in loops), 60, "the loops running", 0.1)
         t0 = time.monotonic()
@@ -429,14 +423,10 @@ def test_switchover_connect_loop_no_failed_connect(etcd, pgwarden_node):
         queries = [f for f in lp.failures if f[1] == "query"]
         others = [f for f in lp.failures if f[1] not in ("connect", "query")]
         assert not others, "\n".join(report)  # e.g. a session routed to a server in recovery
-        # a failed connect only with the proof that PostgreSQL killed it while authenticating
-        assert len(connects) <= 1 and all(closed[0] in f[2] for f in connects), "\n".join(report)
+        assert not connects, "\n".join(report)
         # a session already running on the old leader when it stopped is closed (by design)
         assert len(queries) <= 1 and all(any(c in f[2] for c in closed) for f in queries), \
             "\n".join(report)
-    # Issue 5's target is zero failed connects; until the last gap (a connect closed without an
-    # error around the hand-over, seen under load on both loops at once) is understood, one per
-    # loop is tolerated and printed, never more.
 
 
 @pytest.mark.timeout(420)

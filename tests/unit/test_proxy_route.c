@@ -94,6 +94,28 @@ static void test_route_leader_changed(void **state)
     free(m);
 }
 
+/* A draining leader: no new read-write connection (nor a read-only fallback) goes there, but
+ * its sessions are not "changed" (they stay until its server stops them). */
+static void test_route_draining(void **state)
+{
+    (void)state;
+    struct route_table a, b;
+    struct msg_route *m = msg(7, 1000, "127.0.0.1", 5432);
+    route_apply(NULL, m, &a);
+    m->draining = 1;
+    route_apply(&a, m, &b);
+    assert_true(b.has_leader);
+    assert_true(b.draining);
+    assert_null(route_rw(&b, 0));
+    assert_int_equal(route_ro_pick(&b, 0, 1024, true), ROUTE_PICK_NONE);
+    assert_false(route_leader_changed(&a, &b));
+    m->draining = 0;
+    route_apply(&b, m, &a);
+    assert_false(a.draining);
+    assert_non_null(route_rw(&a, 0));
+    free(m);
+}
+
 static void test_route_ro_least_connections(void **state)
 {
     (void)state;
@@ -298,6 +320,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_expiry),
         cmocka_unit_test(test_route_leader_changed),
+        cmocka_unit_test(test_route_draining),
         cmocka_unit_test(test_route_ro_least_connections),
         cmocka_unit_test(test_route_ro_without_leader),
         cmocka_unit_test(test_cmap),
