@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <mbedtls/platform_util.h>
 
 #include "web/auth.h"
 #include "web/auth_int.h"
+
+enum { USERS_FILE_MAX = 1 << 20 }; /* bytes of [web] users_file */
 
 static bool name_ok(const char *s, size_t len)
 {
@@ -103,6 +106,13 @@ static bool load_users_file(struct auth_conf *c, const char *path, auth_err_fn e
     FILE *f = fopen(path, "re");
     if (!f)
         return report(err, arg, "[web] users_file %s: cannot read: %s", path, strerror(errno));
+    /* a device or a FIFO (/dev/zero, say) would never end: only a bounded regular file */
+    struct stat st;
+    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > USERS_FILE_MAX) {
+        fclose(f);
+        return report(err, arg, "[web] users_file %s: not a regular file of at most %d bytes", path,
+                      USERS_FILE_MAX);
+    }
     char line[1024], where[PGW_PATH_MAX + 32];
     bool ok = true;
     unsigned no = 0;

@@ -639,6 +639,15 @@ static void test_settings_checks(void **state)
     snprintf(s.users_file, sizeof(s.users_file), "%s", path);
     assert_false(web_auth_check_settings(&s, "f.conf", e));
     assert_null(web_auth_new(&s));
+    /* a device that never ends (or a folder) is refused, not read forever */
+    static const char *const not_files[] = {"/dev/zero", "/tmp"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(s.users_file, sizeof(s.users_file), "%s", not_files[i]);
+        e->count = 0;
+        assert_false(web_auth_check_settings(&s, "f.conf", e));
+        assert_int_equal(e->count, 1);
+        assert_non_null(strstr(e->items[0].msg, "not a regular file"));
+    }
     rmdir(dir);
     free(e);
 }
