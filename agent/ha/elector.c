@@ -622,6 +622,7 @@ void elector_free(struct elector *e)
     kvc_free(&e->cache);
     if (e->dyn_present)
         dcs_config_free(&e->dyn);
+    free(e->repl);
     free(e->member_value);
     free(e->status_value);
     free(e->status_sent);

@@ -93,9 +93,14 @@ struct elector {
     enum dcs_state busy_state; /* published while a long action runs (creating replica...) */
     /* a scheduled restart (elector_cmd.c) */
     uint64_t restart_timer;
-    json_t *restart_args;        /* the request, for its conditions at the time */
-    char restart_schedule[64];   /* as requested, for the member key */
-    struct pg_status last_st;    /* the last successful status query (for the REST snapshot) */
+    json_t *restart_args;      /* the request, for its conditions at the time */
+    char restart_schedule[64]; /* as requested, for the member key */
+    struct pg_status last_st;  /* the last successful status query (for the REST snapshot) */
+    /* pg_stat_replication as observed in this step on a running primary (valid false
+     * otherwise): read once, used by the sync plan and by the status snapshot. */
+    struct pg_replica *repl;
+    size_t nrepl;
+    bool repl_valid;
     int64_t dcs_last_seen_s;     /* epoch s of the last successful etcd request */
     char *status_sent;           /* the last MSG_STATUS sent, without its times */
     uint64_t status_sent_ms;     /* a pg_ctl start was cut short by SIGTERM */

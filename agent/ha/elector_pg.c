@@ -183,6 +183,11 @@ void elector_pg_observe(struct elector *e)
         size_t na, nb;
         p.slots_ok = slots_compare(e, a, &na, b, &nb, SLOTS_MAX) && na == 0 && nb == 0;
     }
+    free(e->repl);
+    e->repl = NULL;
+    e->nrepl = 0;
+    e->repl_valid =
+        p.ready && !p.in_recovery && pg_replication_list(&e->pg, &e->repl, &e->nrepl, NULL) == 0;
     if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER)
         elector_sync_observe(e);
     else
@@ -597,6 +602,10 @@ static int promote(struct elector *e)
         old_tli = st.timeline - 1;
     log_info("promoted", "previous_timeline=%u lsn=%lld", old_tli, (long long)lsn);
     elector_pg_event(e, "promoted");
+    /* the replicas follow us at once: their slots must exist before their walreceivers ask
+     * (a missing slot costs them wal_retrieve_retry_interval, 5 s, per attempt) */
+    if (slots_sync(e) < 0)
+        log_warn("promoted, but the replication slots are not all in place yet");
     if (old_tli > 0)
         write_history(e, old_tli, lsn);
     return 0;

@@ -39,13 +39,13 @@ static void set_tags(json_t *o, const struct dcs_tags *t)
         json_decref(tags);
 }
 
-/* Patroni's replication list on the primary. */
-static json_t *replication(struct elector *e)
+/* Patroni's replication list on the primary (this step's pg_stat_replication rows). */
+static json_t *replication(const struct elector *e)
 {
-    struct pg_replica *rows = NULL;
-    size_t n = 0;
+    const struct pg_replica *rows = e->repl;
+    size_t n = e->repl_valid ? e->nrepl : 0;
     json_t *a = json_array();
-    if (!a || pg_replication_list(&e->pg, &rows, &n, NULL) < 0)
+    if (!a)
         return a;
     for (size_t i = 0; i < n; i++)
         json_array_append_new(
@@ -53,7 +53,6 @@ static json_t *replication(struct elector *e)
                          "application_name", rows[i].application_name, "client_addr",
                          rows[i].client_addr, "state", rows[i].state, "sync_state",
                          rows[i].sync_state, "sync_priority", rows[i].sync_priority));
-    free(rows);
     return a;
 }
 

@@ -52,10 +52,15 @@ void elector_sync_observe(struct elector *e)
     memset(p, 0, sizeof(*p));
     if (!elector_sync_mode(e))
         return;
-    struct pg_replica *rows = NULL;
-    size_t n = 0;
-    if (pg_replication_list(&e->pg, &rows, &n, NULL) < 0)
+    if (!e->repl_valid)
         return; /* the plan stays invalid: nothing changes until PostgreSQL answers */
+    /* a copy of this step's pg_stat_replication rows, sorted here by flush position */
+    size_t n = e->nrepl;
+    struct pg_replica *rows = malloc((n ? n : 1) * sizeof(*rows));
+    if (!rows)
+        return;
+    if (n)
+        memcpy(rows, e->repl, n * sizeof(*rows));
     struct dcs_sync s;
     const struct kvc_entry *en = kvc_get(&e->cache, e->k_sync);
     if (!en || !dcs_sync_decode(en->value, en->value_len, &s, NULL))

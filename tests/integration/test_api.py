@@ -149,6 +149,10 @@ def test_health_codes_and_bodies(etcd, ha_cluster):
     assert p["patroni"]["name"] == leader.name and p["patroni"]["version"], p
     assert p["database_system_identifier"].isdigit(), p
     assert isinstance(p["dcs_last_seen"], int) and p["dcs_last_seen"] > 0, p
+    # Patroni's replication list: both replicas streaming (pg_stat_replication of the leader)
+    wait_until(lambda: sorted(r["application_name"] for r in json.loads(
+        api(leader, "GET", "/patroni")[1]).get("replication", []) if r["state"] == "streaming")
+        == sorted(r.name for r in replicas), 30, "both replicas in /patroni replication", 0.5)
     # every health GET answers with the same body
     assert json.loads(api(leader, "GET", "/primary")[1])["role"] == p["role"]
     rp = json.loads(api(replicas[0], "GET", "/patroni")[1])
