@@ -84,7 +84,10 @@ int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct p
         pgi_get_str(r, 0, 17, st->sync_standby_names, sizeof(st->sync_standby_names));
         if (st->in_recovery) {
             st->wal_lsn = st->receive_lsn > st->replay_lsn ? st->receive_lsn : st->replay_lsn;
-            st->timeline = (uint32_t)(st->streaming && recv_tli ? recv_tli : ckpt_tli);
+            /* The last checkpoint's timeline lags a standby that already follows a new one;
+             * WAL received on a later timeline means the standby is on it, streaming now or
+             * not (a walreceiver reconnecting after a failover). */
+            st->timeline = (uint32_t)(recv_tli > ckpt_tli ? recv_tli : ckpt_tli);
         } else {
             st->wal_lsn = cur;
             st->timeline = (uint32_t)tli;
