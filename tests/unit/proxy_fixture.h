@@ -267,4 +267,18 @@ static inline size_t count_fds(void)
     return n;
 }
 
+/* Starts the forwarder with server 0 leading (term 1) and opens a read-write session: *c the
+ * client, *u the server's side, the startup packet already received there. */
+static inline void leader_session(struct fx *x, int *c, int *u)
+{
+    start(x);
+    route(x, 0, 1, 0, 0);
+    *c = client(x, PROXY_PORT_RW);
+    send_startup(*c);
+    *u = accept_up(x, 0, 2000);
+    assert_true(*u >= 0);
+    uint8_t b[128];
+    assert_int_equal(recv_some(x, *u, b, startup(b), 2000, NULL), startup(b));
+}
+
 #endif

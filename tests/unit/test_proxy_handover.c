@@ -10,14 +10,9 @@
 static void test_leader_change_closes_sessions(void **state)
 {
     struct fx *x = *state;
-    start(x);
-    route(x, 0, 1, 0, 0);
-    int c = client(x, PROXY_PORT_RW);
-    send_startup(c);
-    int u = accept_up(x, 0, 2000);
-    assert_true(u >= 0);
+    int c, u;
     uint8_t b[128];
-    assert_true(recv_some(x, u, b, startup(b), 2000, NULL) > 0);
+    leader_session(x, &c, &u);
     /* a renewal (same term and address) keeps the session */
     route(x, 0, 1, 0, 0);
     send_all(u, "x", 1);
@@ -214,14 +209,8 @@ static void test_server_dies_mid_first_error(void **state)
 static void test_other_first_error_relayed(void **state)
 {
     struct fx *x = *state;
-    start(x);
-    route(x, 0, 1, 0, 0);
-    int c = client(x, PROXY_PORT_RW);
-    send_startup(c);
-    int u = accept_up(x, 0, 2000);
-    assert_true(u >= 0);
-    uint8_t b[128];
-    assert_true(recv_some(x, u, b, startup(b), 2000, NULL) > 0);
+    int c, u;
+    leader_session(x, &c, &u);
     uint8_t err[PGP_ERROR_MAX];
     size_t en = pgp_error_response(err, sizeof(err), "3D000", "database does not exist");
     send_all(u, err, en);
@@ -236,14 +225,9 @@ static void test_other_first_error_relayed(void **state)
 static void test_draining_keeps_sessions_holds_new(void **state)
 {
     struct fx *x = *state;
-    start(x);
-    route(x, 0, 1, 0, 0);
-    int a = client(x, PROXY_PORT_RW);
-    send_startup(a);
-    int ua = accept_up(x, 0, 2000);
-    assert_true(ua >= 0);
+    int a, ua;
     uint8_t b[128];
-    assert_true(recv_some(x, ua, b, startup(b), 2000, NULL) > 0);
+    leader_session(x, &a, &ua);
     size_t n = server_hello(b, 7, 9);
     send_all(ua, b, n);
     assert_int_equal(recv_some(x, a, b, n, 2000, NULL), n);
@@ -282,14 +266,9 @@ static void test_draining_keeps_sessions_holds_new(void **state)
 static void test_draining_unanswered_replayed_to_next_leader(void **state)
 {
     struct fx *x = *state;
-    start(x);
-    route(x, 0, 1, 0, 0);
-    int c = client(x, PROXY_PORT_RW);
-    send_startup(c);
-    int u = accept_up(x, 0, 2000);
-    assert_true(u >= 0);
+    int c, u;
     uint8_t b[128];
-    assert_int_equal(recv_some(x, u, b, startup(b), 2000, NULL), startup(b));
+    leader_session(x, &c, &u);
     route_ex(x, 0, 1, 0, 0, true);
     assert_true(wait_eof(x, u, 1000));
     bool eof = false;
