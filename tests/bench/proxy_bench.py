@@ -102,9 +102,31 @@ def pgbench(port, args, timeout):
     tps = re.search(r"^tps = ([\d.]+)", r.stdout, re.M)
     lat = re.search(r"^latency average = ([\d.]+) ms", r.stdout, re.M)
     failed = re.search(r"number of failed transactions: (\d+)", r.stdout)
+    done = re.search(r"number of transactions actually processed: (\d+)", r.stdout)
     return {"tps": float(tps.group(1)) if tps else None,
+            "transactions": int(done.group(1)) if done else None,
             "latency_ms": float(lat.group(1)) if lat else None,
             "failed": int(failed.group(1)) if failed else None}
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds spent by the whole machine (all CPUs) outside idle and iowait."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK
+
+
+def proc_cpu_s(pid):
+    """utime + stime of one process, in seconds (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def start_haproxy(work, nodes, leader):
@@ -230,6 +252,7 @@ def main():
         pid = leader.child_pids().get("proxy")
         log(f"leader {leader.name}: PostgreSQL :{pg_port}, pgwarden rw :{rw}, proxy pid {pid}")
         hap, hport, hcfg = start_haproxy(work, cl.nodes, leader)
+        hap_pid = hap.pid
         result["haproxy_config"] = hcfg
         ports = {"direct": pg_port, "pgwarden": rw, "haproxy": hport}
         log(f"haproxy :{hport}; pgbench -i -s 10")
@@ -245,8 +268,16 @@ def main():
             order = TARGETS[rnd % 3:] + TARGETS[:rnd % 3]
             for wl, wargs in workloads.items():
                 for t in order:
+                    mb0, hp0 = machine_busy_s(), proc_cpu_s(hap_pid)
+                    fw0 = proc_cpu_s(pid)
                     r = pgbench(ports[t], wargs, max(args.duration, args.latency_duration) * 3 + 60)
-                    r.update({"round": rnd, "workload": wl, "target": t})
+                    mb1, hp1, fw1 = machine_busy_s(), proc_cpu_s(hap_pid), proc_cpu_s(pid)
+                    r.update({"round": rnd, "workload": wl, "target": t,
+                              "machine_cpu_s": round(mb1 - mb0, 2),
+                              "forwarder_cpu_s": round(fw1 - fw0, 3) if None not in (fw0, fw1)
+                              else None,
+                              "haproxy_cpu_s": round(hp1 - hp0, 3) if None not in (hp0, hp1)
+                              else None})
                     result["runs"].append(r)
                     log(f"round {rnd + 1}/{args.pairs} {wl:8s} {t:9s} tps={r['tps']:.0f} "
                         f"lat={r['latency_ms']}ms failed={r['failed']}")
@@ -295,6 +326,19 @@ def summarize(result):
             med[f"{wl}.{t}.n"] = len(rs)
             med[f"{wl}.{t}.failed"] = sum(r["failed"] or 0 for r in rs)
     result["medians"] = med
+    # CPU per transaction of the select workload: the whole machine's (pgbench, PostgreSQL and
+    # the path between them), and the forwarder's or HAProxy's own, in microseconds
+    cpu = {}
+    for t in TARGETS:
+        rs = [r for r in result["runs"] if r["workload"] == "select" and r["target"] == t
+              and r.get("transactions")]
+        cpu[f"machine_us_per_tx.{t}"] = median(
+            [r["machine_cpu_s"] * 1e6 / r["transactions"] for r in rs])
+    for t, key in (("pgwarden", "forwarder_cpu_s"), ("haproxy", "haproxy_cpu_s")):
+        rs = [r for r in result["runs"] if r["workload"] == "select" and r["target"] == t
+              and r.get("transactions") and r.get(key) is not None]
+        cpu[f"path_us_per_tx.{t}"] = median([r[key] * 1e6 / r["transactions"] for r in rs])
+    result["cpu_per_tx"] = {k: round(v, 1) if v is not None else None for k, v in cpu.items()}
     tg = {}
 
     def ratio(a, b):
@@ -335,6 +379,14 @@ def print_table(result, args):
             v = med.get(f"{wl}.{t}")
             cells.append(fmt.format(v) if v is not None else f"{'-':>10s}")
         print(f"{label:34s} {' '.join(cells)}")
+    cpu = result.get("cpu_per_tx") or {}
+    cells = [f"{cpu.get(f'machine_us_per_tx.{t}'):10.1f}"
+             if cpu.get(f"machine_us_per_tx.{t}") is not None else f"{'-':>10s}" for t in TARGETS]
+    print(f"{'select: machine CPU us per tx':34s} {' '.join(cells)}")
+    cells = [f"{'-':>10s}"] + [f"{cpu.get(f'path_us_per_tx.{t}'):10.1f}"
+                               if cpu.get(f"path_us_per_tx.{t}") is not None else f"{'-':>10s}"
+                               for t in TARGETS[1:]]
+    print(f"{'select: forwarder/HAProxy us per tx':34s} {' '.join(cells)}")
     idle = result.get("idle")
     if idle:
         print(f"\nidle: {idle['connections']} connections through the rw port: proxy VmRSS "
