@@ -179,11 +179,18 @@ bench-election: build/dev/pgwarden
 bench-ha: build/dev/pgwarden
 	/usr/bin/python3 tests/bench/ha_figures.py
 
-# Fault-injection suite (issue #9): 3 etcd members + 3 nodes in synchronous mode, clients writing
-# through the forwarders, random faults (FAULTS, default 100; SEED), a checker and a report in
-# build/results/faults.{json,txt,svg}. Not part of `make test`.
+# Fault-injection suite (issue #9): 3 etcd members + 3 nodes, each in its own network namespace
+# (root: netns, veth, bridge), clients writing through the forwarders. First the loss comparison
+# with DELAY_MS (50) between nodes: FAULTS_DELAY (20) leader faults in asynchronous, then in
+# synchronous mode (faults-async.*, faults-sync-delay.*); then FAULTS (100) random faults of every
+# kind, partitions included, in synchronous mode (SEED), a checker and a report in
+# build/results/faults.{json,txt,svg} (with the lost writes per mode of all three runs). A short
+# run (12 faults) is a step of `make test`.
 faults: build/dev/pgwarden
-	/usr/bin/python3 tests/faults/run.py --faults $(or $(FAULTS),100) $(if $(SEED),--seed $(SEED))
+	rc=0; F=tests/faults/run.py; D=$(or $(DELAY_MS),50); N=$(or $(FAULTS_DELAY),20); \
+	/usr/bin/python3 $$F --mode async --delay-ms $$D --kinds leader --faults $$N --out build/results/faults-async.json || rc=1; \
+	/usr/bin/python3 $$F --mode sync --delay-ms $$D --kinds leader --faults $$N --out build/results/faults-sync-delay.json || rc=1; \
+	/usr/bin/python3 $$F --faults $(or $(FAULTS),100) $(if $(SEED),--seed $(SEED)) || rc=1; exit $$rc
 
 # Installs what is missing, builds, runs every test and prints "N passed, N failed".
 test: deps

@@ -95,6 +95,13 @@ def pg_port(node):
     return int(node.config["postgresql"]["listen"].rsplit(":", 1)[1])
 
 
+def pg_host(node):
+    """The host of [postgresql] listen (127.0.0.1 for a wildcard): a node in a network
+    namespace (tests/faults) listens on its own address."""
+    h = node.config["postgresql"]["listen"].rsplit(":", 1)[0].strip("[]")
+    return "127.0.0.1" if h in ("", "*", "0.0.0.0", "::") else h
+
+
 def connect(host, port, timeout=2, statement_timeout_ms=None):
     kw = dict(host=host, port=port, user="postgres", dbname="postgres", password=SU_PW,
               connect_timeout=max(1, int(timeout)), application_name="ha_figures",
@@ -108,7 +115,7 @@ def connect(host, port, timeout=2, statement_timeout_ms=None):
 
 
 def query(node, sql, params=None, timeout=3):
-    conn = connect("127.0.0.1", pg_port(node), timeout, statement_timeout_ms=timeout * 1000)
+    conn = connect(pg_host(node), pg_port(node), timeout, statement_timeout_ms=timeout * 1000)
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -420,7 +427,7 @@ class Writer(threading.Thread):
 
     def _targets(self):
         if self.locate == "probe":
-            return [(n.name, "127.0.0.1", pg_port(n)) for n in self.cluster.nodes]
+            return [(n.name, pg_host(n), pg_port(n)) for n in self.cluster.nodes]
         name = self.cluster.leader_name()
         if not name:
             return []

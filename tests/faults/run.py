@@ -1,37 +1,49 @@
 #!/usr/bin/env python3
-"""Fault-injection suite (issue 9, "Fault suite"), first version.
+"""Fault-injection suite (issue 9, "Fault suite").
 
 A three-member etcd cluster and three `pgwarden run` nodes managing real PostgreSQL 15 (ttl 5 s,
-loop_wait 1 s) in synchronous mode. Client threads write through the forwarder's read-write port
-of different nodes; every INSERT carries a unique id (client * 10^9 + sequence) and returns
-inet_server_port() and the server's WAL timeline from the same transaction. A nemesis injects
-random faults one at a time, each followed by a repair and a wait for a healthy cluster:
+loop_wait 1 s), by default each in its own network namespace (netns.py, nsnodes.py: one
+namespace per node and per etcd member, veth pairs to a private bridge; --no-netns keeps the old
+loopback layout, without partitions). Client threads in the root namespace write through the
+forwarder's read-write address of different nodes; every INSERT carries a unique id (client *
+10^9 + sequence) and returns the server's address:port and WAL timeline from the same
+transaction. A nemesis injects random faults one at a time, each followed by a repair and a wait
+for a healthy cluster:
 
-  pg_kill          SIGKILL of the leader's postmaster
-  agent_kill       SIGKILL of every pgwarden process of a node (not PostgreSQL), then restart
-  node_kill        SIGKILL of the agent and its PostgreSQL together, then restart
-  agent_stop       SIGSTOP of every pgwarden process of a node for ttl + 3 s, then SIGCONT
-  etcd_kill        SIGKILL of a random etcd member (not the leader), restart after 2-5 s
-  etcd_leader_kill SIGKILL of the etcd leader, restart after 2-5 s
-  etcd_quorum      two of three etcd members stopped for ttl + 4 s, then restarted
+  pg_kill           SIGKILL of the leader's postmaster
+  agent_kill        SIGKILL of every pgwarden process of a node (not PostgreSQL), then restart
+  node_kill         SIGKILL of the agent and its PostgreSQL together, then restart
+  agent_stop        SIGSTOP of every pgwarden process of a node for ttl + 3 s, then SIGCONT
+  etcd_kill         SIGKILL of a random etcd member (not the leader), restart after 2-5 s
+  etcd_leader_kill  SIGKILL of the etcd leader, restart after 2-5 s
+  etcd_quorum       two of three etcd members stopped for ttl + 4 s, then restarted
+  partition_leader  the leader cut off from etcd and the other nodes (clients still reach it) for
+                    at least ttl + 3 s and until another node holds the leader key, then healed
+  partition_replica a replica cut off the same way for ttl + 3 s
+  partition_full    a node (the leader half of the time) cut off from everything, the workload
+                    included (its veth down), as partition_leader when it was the leader
+  partition_etcd    a node (the leader half of the time) cut off from the etcd members only
 
-Checker (after the run): every acknowledged id is on the final leader (0 lost in synchronous
-mode); no split brain (an acknowledged write on timeline T that certainly started after a write on
-a later timeline T' > T was acknowledged, or two server ports on one timeline); every node
-rejoined (3 agents, replicas streaming on the leader's timeline, sync standby engaged); one
-leader at the end.
+Modes: --mode sync (synchronous_mode on; no acknowledged write may be lost) or --mode async
+(synchronous_mode off; the lost acknowledged writes are the measured figure). --delay-ms D delays
+the traffic between nodes by D ms each way (tc netem, or a userspace relay where the kernel has
+no netem: see netns.py), which opens asynchronous mode's loss window.
 
-Not yet: network partitions (namespaces + veth), tc netem delays and the asynchronous-mode loss
-measurement.
+Checker (checker.py): lost writes, split brain, fencing of partitioned leaders, every node
+rejoined by itself, one leader at the end. The run fails (exit 1) on any of these (lost writes
+only in synchronous mode), on a fault whose recovery timed out (the reason is printed and in the
+JSON) and on a harness error.
 
-Run as root from the repo root:  /usr/bin/python3 tests/faults/run.py [--faults 100] [--seed N]
-Writes build/results/faults.json, faults.txt, faults.svg and the logs under faults-logs/.
+Run as root from the repo root:
+  /usr/bin/python3 tests/faults/run.py [--faults 100] [--seed N] [--kinds all|all-fast|leader|
+      k1,k2] [--mode sync|async] [--delay-ms D] [--no-netns] [--out build/results/faults.json]
+Writes OUT (faults.json), its .txt and .svg, and the logs under OUT-logs/ ("faults-logs/").
+The .txt/.json also list the lost writes per mode of every faults*.json next to OUT.
 """
 import argparse
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import sys
@@ -50,11 +62,20 @@ import conftest as C  # noqa: E402
 import ha_figures as H  # noqa: E402  (Cluster, postmaster_pid, query, healthy, sync_engaged ...)
 import psycopg2  # noqa: E402
 
+import checker  # noqa: E402
+import netns  # noqa: E402
+from nsnodes import (NsCluster, NsEtcdCluster, PG_PORT, RELAY_PORT,  # noqa: E402
+                     rw_address)
 import report  # noqa: E402
 
 TTL = 5
 KINDS = ("pg_kill", "agent_kill", "node_kill", "agent_stop", "etcd_kill", "etcd_leader_kill",
-         "etcd_quorum")
+         "etcd_quorum", "partition_leader", "partition_replica", "partition_full",
+         "partition_etcd")
+PARTITIONS = {"partition_leader": "peers", "partition_replica": "peers",
+              "partition_full": "full", "partition_etcd": "etcd"}
+GROUPS = {"all": KINDS, "all-fast": KINDS,
+          "leader": ("pg_kill", "node_kill", "partition_leader", "partition_full")}
 T0 = time.monotonic()
 
 
@@ -102,13 +123,14 @@ class Etcd:
 # workload
 # --------------------------------------------------------------------------------------------
 
-INSERT = (f"INSERT INTO {H.TABLE} (id, member) VALUES (%s, %s) RETURNING inet_server_port(), "
+INSERT = (f"INSERT INTO {H.TABLE} (id, member) VALUES (%s, %s) RETURNING "
+          f"host(inet_server_addr()) || ':' || inet_server_port(), "
           f"('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
 
 
 class Client(threading.Thread):
-    """Writes one row every `interval` s through the rw forwarder port of one node.
-    acks: (id, t_send, t_ack, server_port, timeline); doubt: (id, t_send, t_fail, why) of
+    """Writes one row every `interval` s through the rw forwarder address of one node.
+    acks: (id, t_send, t_ack, server "addr:port", timeline); doubt: (id, t_send, t_fail, why) of
     INSERTs whose outcome is unknown (error, or a commit that came with PostgreSQL's "might not
     have been replicated" warning)."""
 
@@ -116,7 +138,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True, name=f"client{cid}")
         self.cid, self.node, self.interval = cid, node, interval
         self.stmt_timeout_ms = stmt_timeout_ms
-        self.port = node.ports["rw"]
+        self.host, self.port = rw_address(node)
         self.acks, self.doubt, self.errors = [], [], []
         self.seq = 0
         self.conn = None
@@ -127,7 +149,7 @@ class Client(threading.Thread):
     def _connect(self):
         try:
             self.conn = psycopg2.connect(
-                host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                host=self.host, port=self.port, user="postgres", dbname="postgres",
                 password=H.SU_PW, connect_timeout=3, application_name=f"faults-c{self.cid}",
                 keepalives=1, keepalives_idle=1, keepalives_interval=1, keepalives_count=3,
                 tcp_user_timeout=5000, options=f"-c statement_timeout={self.stmt_timeout_ms}")
@@ -154,7 +176,7 @@ class Client(threading.Thread):
                     try:
                         with self.conn.cursor() as cur:
                             cur.execute(INSERT, (rid, f"c{self.cid}"))
-                            port, tli = cur.fetchone()
+                            server, tli = cur.fetchone()
                         ta = now()
                         notices = list(self.conn.notices)
                         del self.conn.notices[:]
@@ -162,7 +184,7 @@ class Client(threading.Thread):
                             if any(H.SYNC_WARNING.search(n) for n in notices):
                                 self.doubt.append((rid, ts, ta, "sync wait cancelled"))
                             else:
-                                self.acks.append((rid, ts, ta, port, tli))
+                                self.acks.append((rid, ts, ta, server, tli))
                     except Exception as e:
                         with self.lock:
                             self.doubt.append((rid, ts, now(), type(e).__name__))
@@ -250,8 +272,9 @@ def restart_agent(node):
 # --------------------------------------------------------------------------------------------
 
 class Nemesis:
-    def __init__(self, cl, ec, rng, args):
-        self.cl, self.ec, self.rng, self.args = cl, ec, rng, args
+    def __init__(self, cl, ec, rng, args, topo):
+        self.cl, self.ec, self.rng, self.args, self.topo = cl, ec, rng, args, topo
+        self.info = None  # extra fields of the last fault (partitions)
 
     def pick_node(self):
         """The leader half of the time, else a random node."""
@@ -260,9 +283,55 @@ class Nemesis:
             return self.cl.node(name)
         return self.rng.choice(self.cl.nodes)
 
+    def partition(self, kind):
+        """Cuts a node off, holds, heals; returns (target, detail, t_heal). A partitioned leader
+        is held cut off at least ttl + 3 s and until another node holds the leader key (at
+        most ttl + 20 s; a RuntimeError after the heal if none did)."""
+        cl, mode = self.cl, PARTITIONS[kind]
+        leader = cl.leader_name()
+        if kind == "partition_leader":
+            node = cl.node(leader) if leader else None
+            if node is None:
+                raise RuntimeError("no leader to partition")
+        elif kind == "partition_replica":
+            node = self.rng.choice([n for n in cl.nodes if n.name != leader])
+        else:
+            node = self.pick_node()
+        was_leader = node.name == leader
+        t0 = now()
+        self.topo.partition(int(node.name[1:]), mode)
+        info = {"mode": mode, "was_leader": was_leader, "t_cut": round(t0, 3)}
+        self.info = info
+        new_at = new_name = None
+        try:
+            while True:
+                if was_leader and new_at is None:
+                    ln = cl.leader_name()
+                    if ln and ln != node.name:
+                        new_at, new_name = now(), ln
+                t = now()
+                if t - t0 >= TTL + 3 and (not was_leader or new_at is not None):
+                    break
+                if t - t0 >= TTL + 20:
+                    break
+                time.sleep(0.2)
+        finally:
+            info["t_heal"] = now()
+            self.topo.heal()
+        if was_leader:
+            info["new_leader"] = new_name
+            info["new_leader_after_s"] = None if new_at is None else round(new_at - t0, 3)
+            if new_at is None:
+                raise RuntimeError(f"no other node took the leader key within {TTL + 20}s of "
+                                   f"partitioning the leader {node.name} ({mode})")
+        return node.name, f"{mode} partition {info['t_heal'] - t0:.1f}s", info["t_heal"]
+
     def inject(self, kind):
-        """Injects and repairs one fault; returns (target, detail)."""
+        """Injects and repairs one fault; returns (target, detail, t_repair or None)."""
         cl, ec = self.cl, self.ec
+        self.info = None
+        if kind in PARTITIONS:
+            return self.partition(kind)
         if kind == "pg_kill":
             node = cl.node(cl.leader_name())
             if node is None:
@@ -329,8 +398,10 @@ class Nemesis:
 
 
 def wait_recovered(cl, clients, args, notes):
-    """Healthy cluster (H.Cluster.healthy), sync standby engaged, writes flowing. A replica not
-    streaming after --rejoin-timeout is re-cloned (noted: the agent failed to rejoin it)."""
+    """Healthy cluster (H.Cluster.healthy), in sync mode the sync standby engaged, writes
+    flowing. Returns False if a node did not rejoin by itself within --rejoin-timeout (the
+    harness then re-clones what does not stream; the reason is in notes)."""
+    rejoined = True
     state = {"why": ""}
 
     def ok():
@@ -339,20 +410,29 @@ def wait_recovered(cl, clients, args, notes):
     try:
         C.wait_until(ok, args.rejoin_timeout, "a healthy cluster", 0.5)
     except C.Timeout:
+        rejoined = False
         notes.append(f"not healthy {args.rejoin_timeout}s after the fault: {state['why']}")
         log("  " + notes[-1])
         cl.heal(10, args.heal_timeout, notes)  # re-clones what does not stream (noted)
-    sd = {"d": ""}
+    if args.mode == "sync":
+        sd = {"d": ""}
 
-    def engaged():
-        good, sd["d"] = H.sync_engaged(cl)
-        return good
+        def engaged():
+            good, sd["d"] = H.sync_engaged(cl)
+            return good
+        try:
+            C.wait_until(engaged, args.sync_timeout, "synchronous standby engaged", 0.5)
+        except C.Timeout:
+            notes.append(f"sync standby not engaged {args.sync_timeout}s after recovery: "
+                         f"{sd['d']}")
+            log("  " + notes[-1])
     try:
-        C.wait_until(engaged, args.sync_timeout, "synchronous standby engaged", 0.5)
+        wait_writes(clients, 60)
     except C.Timeout:
-        notes.append(f"sync standby not engaged {args.sync_timeout}s after recovery: {sd['d']}")
-        log("  " + notes[-1])
-    wait_writes(clients, 60)
+        errs = [e for c in clients for e in c.errors[-2:]]
+        raise C.Timeout(f"no write acknowledged within 60s of a healthy cluster; last client "
+                        f"errors {errs}") from None
+    return rejoined
 
 
 def agent_warnings(cl):
@@ -373,111 +453,51 @@ def agent_warnings(cl):
     return out
 
 
+def loss_by_mode(out, result):
+    """Lost acknowledged writes of this run and of every other faults*.json next to it."""
+    rows = []
+    files = set(out.parent.glob("faults*.json")) | {out}  # this run's file is not written yet
+    for f in sorted(files):
+        if f.resolve() == out.resolve():
+            r = result
+        else:
+            try:
+                r = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+        ck = r.get("check") or {}
+        if "lost" not in ck:
+            continue
+        rows.append({"file": f.name, "mode": r.get("mode", "sync"),
+                     "delay_ms": r.get("delay_ms", 0), "delay_method": r.get("delay_method"),
+                     "netns": r.get("netns", False), "faults": len(r.get("faults", [])),
+                     "kinds": r.get("kinds"), "acknowledged": ck.get("acknowledged"),
+                     "lost": ck.get("lost"), "pass": ck.get("pass"),
+                     "started": r.get("started"), "seed": r.get("seed")})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
-# checker
+# main
 # --------------------------------------------------------------------------------------------
 
-def check(cl, clients, faults, samples):
-    acks = sorted((a for c in clients for a in c.acks), key=lambda a: a[2])
-    doubt = [d for c in clients for d in c.doubt]
-    res = {"acknowledged": len(acks), "in_doubt": len(doubt)}
-    # final state
-    ok, why = cl.healthy()
-    prim = []
-    for n in cl.nodes:
-        r = H.try_query(n, "SELECT pg_is_in_recovery()")
-        if r and r[0][0] is False:
-            prim.append(n.name)
-    sync_ok, sync_d = H.sync_engaged(cl)
-    res["final"] = {"healthy": ok, "detail": why, "leader_key": cl.leader_name(),
-                    "writable_nodes": prim, "one_leader": len(prim) == 1
-                    and prim[0] == cl.leader_name(),
-                    "agents_running": sum(1 for n in cl.nodes if n.running()),
-                    "sync_engaged": sync_ok, "sync_detail": sync_d}
-    # lost writes
-    leader = cl.node(cl.leader_name())
-    present = {r[0] for r in H.query(leader, f"SELECT id FROM {H.TABLE}", timeout=60)}
-    acked = {a[0] for a in acks}
-    missing = sorted(acked - present)
-    res["lost"] = len(missing)
-    res["lost_ids"] = missing[:50]
-    res["in_doubt_present"] = sum(1 for d in doubt if d[0] in present)
-    # split brain: a write acknowledged on timeline T whose INSERT was sent after a write on a
-    # later timeline had been acknowledged (both servers accepting writes at the same instant);
-    # and one server port per timeline
-    by_tli = {}
-    for a in acks:
-        by_tli.setdefault(a[4], []).append(a)
-    tlis = sorted(by_tli)
-    ports_of = {t: sorted({a[3] for a in by_tli[t]}) for t in tlis}
-    res["timelines"] = {str(t): {"ports": ports_of[t], "acks": len(by_tli[t]),
-                                 "first_ack_s": round(min(a[2] for a in by_tli[t]), 3),
-                                 "last_ack_s": round(max(a[2] for a in by_tli[t]), 3)}
-                        for t in tlis}
-    split = []
-    later_min = float("inf")
-    for t in reversed(tlis):
-        for a in by_tli[t]:
-            if a[1] > later_min + args_global.skew:
-                split.append({"id": a[0], "timeline": t, "port": a[3], "sent_s": round(a[1], 3),
-                              "acked_s": round(a[2], 3),
-                              "later_timeline_acked_at_s": round(later_min, 3)})
-        later_min = min(later_min, min(a[2] for a in by_tli[t]))
-    multi = [t for t in tlis if len(ports_of[t]) > 1]
-    res["split_brain_instants"] = len(split) + len(multi)
-    res["split_brain_examples"] = split[:20]
-    res["timelines_with_two_ports"] = multi
-    # unavailability: gaps between consecutive acknowledged writes (any client)
-    gaps = []
-    for i in range(1, len(acks)):
-        g = acks[i][2] - acks[i - 1][2]
-        if g > args_global.gap:
-            gaps.append((acks[i - 1][2], acks[i][2]))
-    gaps.sort(key=lambda g: g[1] - g[0], reverse=True)
-
-    def cause(g):
-        best = None
-        for f in faults:
-            if f["t_start"] <= g[1] and f.get("t_recovered", g[1]) >= g[0] - 0.5:
-                ov = min(g[1], f.get("t_recovered", g[1])) - max(g[0], f["t_start"])
-                if best is None or ov > best[0]:
-                    best = (ov, f)
-        return best[1] if best else None
-    res["gap_threshold_s"] = args_global.gap
-    res["gaps"] = len(gaps)
-    res["unavailability"] = [{"from_s": round(a, 3), "to_s": round(b, 3), "gap_s": round(b - a, 3),
-                              "fault": (lambda f: f and f"#{f['n']} {f['kind']} {f['target']}")(
-                                  cause((a, b)))} for a, b in gaps[:20]]
-    per_kind = {}
-    for f in faults:
-        # the longest gap that overlaps this fault's window
-        fg = [b - a for a, b in gaps if a <= f.get("t_recovered", a) and b >= f["t_start"]]
-        f["longest_gap_s"] = round(max(fg), 3) if fg else 0.0
-        k = per_kind.setdefault(f["kind"], {"n": 0, "failed": 0, "max_gap_s": 0.0})
-        k["n"] += 1
-        k["failed"] += 0 if f["ok"] else 1
-        k["max_gap_s"] = max(k["max_gap_s"], f["longest_gap_s"])
-    res["by_kind"] = per_kind
-    res["clients"] = [{"id": c.cid, "via": c.node.name, "rw_port": c.port, "acks": len(c.acks),
-                       "in_doubt": len(c.doubt), "errors": len(c.errors), "fatal": c.fatal}
-                      for c in clients]
-    res["pass"] = (res["lost"] == 0 and res["split_brain_instants"] == 0 and ok
-                   and res["final"]["one_leader"] and all(f["ok"] for f in faults))
-    return res, acks
-
-
-args_global = None
-
-
-def main():
-    global args_global
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--faults", type=int, default=100)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--clients", type=int, default=3, help="writer threads (2-4)")
     ap.add_argument("--interval", type=float, default=0.05, help="s between writes per client")
-    ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--pause", type=float, default=2.0, help="s of steady writing between faults")
+    ap.add_argument("--kinds", default="all",
+                    help=f"comma list among {','.join(KINDS)}, or a group: {','.join(GROUPS)} "
+                         "(all-fast: all kinds, 1 s pause between faults)")
+    ap.add_argument("--mode", choices=("sync", "async"), default="sync")
+    ap.add_argument("--delay-ms", type=float, default=0,
+                    help="delay of the traffic between nodes, each way (needs the namespaces)")
+    ap.add_argument("--delay-method", choices=("auto", "netem", "relay"), default="auto")
+    ap.add_argument("--no-netns", action="store_true",
+                    help="everything on 127.0.0.1 (no partitions, no delay)")
+    ap.add_argument("--pause", type=float, default=None,
+                    help="s of steady writing between faults (default 2, all-fast 1)")
     ap.add_argument("--rejoin-timeout", type=float, default=90)
     ap.add_argument("--heal-timeout", type=float, default=180)
     ap.add_argument("--sync-timeout", type=float, default=60)
@@ -490,12 +510,145 @@ def main():
                                                     str(REPO / "build/dev/pgwarden")))
     ap.add_argument("--out", default=str(REPO / "build/results/faults.json"))
     args = ap.parse_args()
-    args_global = args
-    kinds = [k for k in args.kinds.split(",") if k]
-    if any(k not in KINDS for k in kinds):
-        ap.error(f"kinds among {KINDS}")
+    if args.kinds in GROUPS:
+        args.kind_list = list(GROUPS[args.kinds])
+        if args.pause is None and args.kinds == "all-fast":
+            args.pause = 1.0
+    else:
+        args.kind_list = [k for k in args.kinds.split(",") if k]
+    if args.pause is None:
+        args.pause = 2.0
+    if any(k not in KINDS for k in args.kind_list):
+        ap.error(f"kinds among {KINDS} or a group {tuple(GROUPS)}")
+    if args.no_netns:
+        if args.delay_ms:
+            ap.error("--delay-ms needs the namespaces (drop --no-netns)")
+        if args.kinds in GROUPS:
+            args.kind_list = [k for k in args.kind_list if k not in PARTITIONS]
+        elif any(k in PARTITIONS for k in args.kind_list):
+            ap.error("partitions need the namespaces (drop --no-netns)")
+    if not args.kind_list:
+        ap.error("no fault kind left")
+    return args
+
+
+def start_cluster(args, work, binp, topo, logs_dir, result):
+    """etcd members, delay, three nodes; returns (etcd cluster, Etcd helper, Cluster)."""
+    if topo is None:
+        ec = C.EtcdCluster(work / "etcd", 3).start()
+    else:
+        ec = NsEtcdCluster(work / "etcd", topo).start()
+    etcd = Etcd(ec)
+    relay = False
+    if args.delay_ms:
+        method = args.delay_method
+        if method in ("auto", "netem") and topo.try_netem(args.delay_ms):
+            method = "netem"
+        elif method == "netem":
+            raise RuntimeError("--delay-method netem: the kernel refused the netem qdisc")
+        else:
+            method = "relay"
+            topo.start_relays(args.delay_ms, RELAY_PORT, PG_PORT, C.RUN_UID, C.RUN_GID,
+                              logs_dir, C.Proc, C.base_env())
+            relay = True
+        result["delay_method"] = method
+        log(f"delay between nodes: {args.delay_ms} ms each way ({method})")
+    if topo is None:
+        cl = H.Cluster(etcd, work / "nodes", "faults", binp, TTL)
+    else:
+        cl = NsCluster(etcd, work / "nodes", "faults", binp, TTL, topo=topo, relay=relay)
+    cl.ha["ha"].update({"ttl": f"{TTL}s", "loop_wait": "1s", "retry_timeout": "2s",
+                        "fencing_margin": "2s"})
+    cl.ha["etcd"] = {"request_timeout": "1s"}
+    return ec, etcd, cl
+
+
+def run_faults(args, cl, ec, etcd, topo, rng, clients, faults, samples, halt):
+    log("starting 3 pgwarden nodes")
+    cl.start(300)
+    raw = cl.kv("config")
+    cfg = json.loads(raw) if raw else {}
+    cfg["synchronous_mode"] = args.mode == "sync"
+    etcd.put(cl.prefix + "config", json.dumps(cfg))
+    if args.mode == "sync":
+        sd = {"d": ""}
+
+        def engaged():
+            good, sd["d"] = H.sync_engaged(cl)
+            return good
+        C.wait_until(engaged, 120, "synchronous mode engaged", 0.5)
+        log(f"sync mode engaged: {cl.kv('sync')}")
+    else:
+        C.wait_until(lambda: cl.healthy()[0], 120, "a healthy asynchronous cluster", 0.5)
+
+    def monitor():
+        while not halt.is_set():
+            try:
+                name = etcd.get(cl.prefix + "leader")
+            except Exception:
+                name = "?"
+            samples.append((now(), name))
+            halt.wait(0.5)
+    threading.Thread(target=monitor, daemon=True).start()
+    for i in range(max(1, min(args.clients, 8))):
+        c = Client(i + 1, cl.nodes[i % 3], args.interval, args.stmt_timeout_ms)
+        clients.append(c)
+        c.start()
+    wait_writes(clients, 60)
+    nem = Nemesis(cl, ec, rng, args, topo)
+    plan = []
+    while len(plan) < args.faults:  # shuffled rounds of every kind
+        cyc = list(args.kind_list)
+        rng.shuffle(cyc)
+        plan += cyc
+    plan = plan[:args.faults]
+    for n, kind in enumerate(plan, 1):
+        time.sleep(args.pause + rng.random())
+        f = {"n": n, "kind": kind, "leader_before": cl.leader_name(), "t_start": now(),
+             "ok": True, "rejoined": True, "notes": []}
+        faults.append(f)
+        try:
+            try:
+                f["target"], f["detail"], t_heal = nem.inject(kind)
+            finally:
+                if nem.info is not None:
+                    f["partition"] = nem.info
+            f["t_repair"] = t_heal if t_heal is not None else now()
+            f["rejoined"] = wait_recovered(cl, clients, args, f["notes"])
+        except Exception as e:
+            f["ok"] = False
+            f.setdefault("target", "?")
+            f["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log(f"  fault {n} {kind}: {f['error']}")
+            log("  " + str(e)[-1500:])
+            try:  # bring everything back before going on
+                if topo is not None:
+                    topo.heal()
+                for i, m in enumerate(ec.members):
+                    if not m.proc.running():
+                        ec.start_member(i, 60)
+                for nd in cl.nodes:
+                    if not nd.running():
+                        restart_agent(nd)
+                wait_recovered(cl, clients, args, f["notes"])
+            except Exception as e2:
+                f["notes"].append(f"could not recover: {e2}"[:500])
+                f["t_recovered"] = now()
+                log(f"giving up: {f['notes'][-1]}")
+                break
+        f["t_recovered"] = now()
+        f["leader_after"] = cl.leader_name()
+        log(f"fault {n}/{len(plan)} {kind} on {f['target']}: leader {f['leader_before']} -> "
+            f"{f['leader_after']}, recovered in {f['t_recovered'] - f['t_start']:.1f}s, acked "
+            f"{sum(len(c.acks) for c in clients)}" + (f" notes {f['notes']}" if f['notes'] else ""))
+    time.sleep(3)
+
+
+def main():
+    args = parse_args()
+    checker.selftest()  # raises if a rule of the checker would not catch its violation
     if os.geteuid() != 0:
-        sys.exit("run as root (the servers run as postgres, as in the integration tests)")
+        sys.exit("run as root (namespaces; the servers run as postgres)")
     if not Path(args.bin).is_file():
         sys.exit(f"{args.bin} missing: make build/dev/pgwarden")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -513,16 +666,18 @@ def main():
     os.chmod(binp, 0o755)
 
     result = {"issue": 9, "seed": seed, "faults_requested": args.faults, "ttl_s": TTL,
-              "loop_wait_s": 1, "synchronous_mode": True, "clients": args.clients,
+              "loop_wait_s": 1, "mode": args.mode, "synchronous_mode": args.mode == "sync",
+              "delay_ms": args.delay_ms, "delay_method": None, "netns": not args.no_netns,
+              "kinds": args.kind_list, "clients": args.clients,
               "command": " ".join([sys.executable, *sys.argv]),
               "binary_sha256": H.file_sha256(args.bin),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "not_covered": ["network partitions (namespaces + veth)", "tc netem delays",
-                              "asynchronous-mode loss measurement",
-                              "PostgreSQL timeline history files (split brain is checked from "
-                              "the workload's (port, timeline) per acknowledged write)"],
+              "load_before": os.getloadavg(),
+              "not_covered": ["PostgreSQL timeline history files (split brain is checked from "
+                              "the workload's (server, timeline) per acknowledged write)",
+                              "one-way partitions"],
               "faults": []}
-    ec = cl = None
+    ec = cl = topo = None
     clients = []
     faults = result["faults"]
     samples = []  # (t, leader name or None) every 0.5 s
@@ -530,86 +685,18 @@ def main():
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    since = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
+    t_run = time.monotonic()
     try:
-        log(f"seed {seed}; starting 3 etcd members")
-        ec = C.EtcdCluster(work / "etcd", 3).start()
-        etcd = Etcd(ec)
-        cl = H.Cluster(etcd, work / "nodes", "faults", binp, TTL)
-        cl.ha["ha"].update({"ttl": f"{TTL}s", "loop_wait": "1s", "retry_timeout": "2s",
-                            "fencing_margin": "2s"})
-        cl.ha["etcd"] = {"request_timeout": "1s"}
-        log("starting 3 pgwarden nodes")
-        cl.start(300)
-        since = {n.name: n.mark() for n in cl.nodes}
-        raw = cl.kv("config")
-        cfg = json.loads(raw) if raw else {}
-        cfg["synchronous_mode"] = True
-        etcd.put(cl.prefix + "config", json.dumps(cfg))
-        sd = {"d": ""}
-
-        def engaged():
-            good, sd["d"] = H.sync_engaged(cl)
-            return good
-        C.wait_until(engaged, 120, "synchronous mode engaged", 0.5)
-        log(f"sync mode engaged: {cl.kv('sync')}")
-
-        def monitor():
-            while not halt.is_set():
-                try:
-                    name = etcd.get(cl.prefix + "leader")
-                except Exception:
-                    name = "?"
-                samples.append((now(), name))
-                halt.wait(0.5)
-        threading.Thread(target=monitor, daemon=True).start()
-        for i in range(max(1, min(args.clients, 8))):
-            c = Client(i + 1, cl.nodes[i % 3], args.interval, args.stmt_timeout_ms)
-            clients.append(c)
-            c.start()
-        wait_writes(clients, 60)
-        nem = Nemesis(cl, ec, rng, args)
-        plan = []
-        while len(plan) < args.faults:  # shuffled rounds of every kind
-            cyc = list(kinds)
-            rng.shuffle(cyc)
-            plan += cyc
-        plan = plan[:args.faults]
-        for n, kind in enumerate(plan, 1):
-            time.sleep(args.pause + rng.random())
-            f = {"n": n, "kind": kind, "leader_before": cl.leader_name(), "t_start": now(),
-                 "ok": True, "notes": []}
-            faults.append(f)
-            try:
-                f["target"], f["detail"], t_heal = nem.inject(kind)
-                f["t_repair"] = t_heal if t_heal is not None else now()
-                wait_recovered(cl, clients, args, f["notes"])
-            except Exception as e:
-                f["ok"] = False
-                f.setdefault("target", "?")
-                f["error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                log(f"  fault {n} {kind}: {f['error']}")
-                log("  " + str(e)[-1500:])
-                try:  # bring everything back before giving up
-                    for i, m in enumerate(ec.members):
-                        if not m.proc.running():
-                            ec.start_member(i, 60)
-                    for nd in cl.nodes:
-                        if not nd.running():
-                            restart_agent(nd)
-                    wait_recovered(cl, clients, args, f["notes"])
-                except Exception as e2:
-                    f["notes"].append(f"could not recover: {e2}"[:500])
-                    f["t_recovered"] = now()
-                    log(f"giving up: {f['notes'][-1]}")
-                    break
-            f["t_recovered"] = now()
-            f["leader_after"] = cl.leader_name()
-            log(f"fault {n}/{len(plan)} {kind} on {f['target']}: leader {f['leader_before']} -> "
-                f"{f['leader_after']}, recovered in {f['t_recovered'] - f['t_start']:.1f}s, acked "
-                f"{sum(len(c.acks) for c in clients)}" + (f" notes {f['notes']}" if f['notes'] else ""))
-        time.sleep(3)
+        if not args.no_netns:
+            topo = netns.Topology(log=log)
+            topo.create()
+            result["topology"] = {"id": topo.id, "net": f"{topo.net}.0/24",
+                                  "namespaces": list(topo.namespaces)}
+        log(f"seed {seed}; mode {args.mode}; starting 3 etcd members")
+        ec, etcd, cl = start_cluster(args, work, binp, topo, logs_dir, result)
+        run_faults(args, cl, ec, etcd, topo, rng, clients, faults, samples, halt)
     except KeyboardInterrupt:
         log("interrupted")
         result["interrupted"] = True
@@ -617,12 +704,17 @@ def main():
         traceback.print_exc()
         result["error"] = f"{type(e).__name__}: {str(e)[:2000]}"
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         for c in clients:
             c.stop()
         halt.set()
+        if topo is not None:
+            topo.heal()
         if cl is not None and cl.nodes and "error" not in result:
             try:
-                res, acks = check(cl, clients, faults, samples)
+                res, acks = checker.check(cl, clients, faults, args, TTL)
                 result["check"] = res
                 result["leader_samples"] = [[round(t, 2), nm] for t, nm in samples]
                 result["agent_warnings"] = agent_warnings(cl)
@@ -645,10 +737,15 @@ def main():
                 except (OSError, AttributeError):
                     pass
             ec.stop()
+        if topo is not None:
+            topo.destroy()
         if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
             shutil.rmtree(work, ignore_errors=True)
         else:
             log(f"kept {work}")
+        result["duration_s"] = round(time.monotonic() - t_run, 1)
+        result["load_after"] = os.getloadavg()
+        result["loss_by_mode"] = loss_by_mode(out, result)
         H.write_json(out, result)
         txt = report.summary(result)
         out.with_suffix(".txt").write_text(txt)
