@@ -113,6 +113,8 @@ def test_rejoin_with_pg_rewind_after_divergence(etcd, ha_cluster):
     assert in_recovery(leader) is True
 
 
+# ten failovers in a row: more than the default watchdog on a loaded machine or an ASan build
+@pytest.mark.timeout(300)
 def test_sync_mode_no_committed_row_lost_over_ten_kills(etcd, ha_cluster):
     nodes, leader = bootstrap(etcd, ha_cluster)
     p = prefix(leader)

@@ -9,6 +9,7 @@ Most tests use one election-only node in front of a standalone PostgreSQL (the n
 postgresql.listen): the node leads, so its route points at that server. The cluster tests
 build three nodes with managed PostgreSQL."""
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -174,7 +175,10 @@ def test_10000_connections_leave_no_descriptor(single):
     wait_until(lambda: fd_count(pid) <= fds0, 30,
                f"proxy descriptors back to {fds0} (now {fd_count(pid)})", 0.2)
     rss1 = vm_rss_kib(pid)
-    assert rss1 - rss0 < 4096, (rss0, rss1)  # KiB: no growth per connection
+    # KiB: no growth per connection. Under ASan (make integration-asan) freed memory sits in its
+    # quarantine, so RSS says nothing there; LeakSanitizer checks the proxy at its exit instead.
+    if not os.environ.get("PGWARDEN_SANITIZER_LOG_DIR"):
+        assert rss1 - rss0 < 4096, (rss0, rss1)
     print(f"10000 connections in {took:.1f}s; proxy fds {fds0}; rss {rss0} -> {rss1} KiB")
     conn = connect(rw)  # still serving
     assert where(conn) == (pg.port, False)
