@@ -463,7 +463,11 @@ static void on_watch(void *arg, const struct etcd_watch_update *u)
     }
     if (u->what != ETCD_WATCH_DOWN)
         e->dcs_last_seen_s = (int64_t)(clock_wall_ms() / 1000);
-    step(e); /* at once: a deleted leader key is raced for within milliseconds */
+    /* The forwarder's route first, from the cache alone (a leader that starts draining must
+     * stop getting new clients before the step's PostgreSQL queries), then the step at once:
+     * a deleted leader key is raced for within milliseconds. */
+    publish(e);
+    step(e);
 }
 
 /* ---- lifecycle ---- */
