@@ -34,13 +34,14 @@ static bool ha_start(struct child *c, void *data)
     char err[512];
     char detail[128];
 
+    /* The supervisor checked the store at start: failing now is a full disk or an I/O error,
+     * which must not stop the HA loop (logged by store_open; events and samples are lost). */
     ha->store = store_open(cfg->node.state_dir, err, sizeof(err));
     if (!ha->store)
-        return false;
+        log_error("running without the state store", "state_dir=%s", cfg->node.state_dir);
     snprintf(detail, sizeof(detail), "{\"pid\":%d,\"version\":\"%s\"}", (int)getpid(), PGW_VERSION);
-    if (!store_event_add(ha->store, clock_wall_ms(), "agent_start", cfg->node.name, 0, detail,
-                         NULL))
-        goto fail;
+    if (ha->store) /* a failed write is logged by the store, once per episode */
+        store_event_add(ha->store, clock_wall_ms(), "agent_start", cfg->node.name, 0, detail, NULL);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("cannot initialise libcurl");
         goto fail;

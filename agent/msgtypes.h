@@ -38,7 +38,11 @@ enum msg_type {
  *    "patroni": the body of GET /patroni (Patroni's fields: state, postmaster_start_time,
  *               role, server_version, timeline, xlog{..}, replication[..], dcs_last_seen,
  *               database_system_identifier, patroni{version,scope,name}, tags, pause,
- *               pending_restart, sync_standby, cluster_unlocked, scheduled_restart),
+ *               pending_restart, sync_standby, cluster_unlocked, scheduled_restart; and
+ *               pgwarden's own, present only while it lasts: "state_store": why the SQLite
+ *               store cannot be written, e.g. "disk full" ("not open" if the ha process
+ *               could not open it); "data_directory": "disk full"
+ *               when PostgreSQL's data directory has less than a WAL segment free),
  *    "cluster": the body of GET /cluster ({"members":[..], "pause"?, "scheduled_switchover"?}),
  *    "history": the `history` list ([] when none), "config": the `config` object or null,
  *    "events_seq": the highest SQLite event id written (for the dashboard to refresh)}

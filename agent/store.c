@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "platform/clock.h"
 #include "platform/log.h"
 
 #define LOG_MODULE "store"
@@ -65,6 +66,8 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT]; /* NULL if the schema does not have its tables */
     char path[1024];
+    struct store_health health; /* writes through step_done() */
+    int64_t changes_at_begin;   /* sqlite3_total_changes64() when the transaction began */
 };
 
 const char *store_path(const struct store *s)
@@ -277,14 +280,71 @@ static void stmt_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
+/* A short reason for a failed write: "disk full" for SQLITE_FULL or ENOSPC. */
+static void write_error_reason(struct store *s, int rc, char *out, size_t cap)
+{
+    int sys = sqlite3_system_errno(s->db);
+    if ((rc & 0xff) == SQLITE_FULL || sys == ENOSPC)
+        snprintf(out, cap, "disk full");
+    else if (sys == EDQUOT)
+        snprintf(out, cap, "disk quota exceeded");
+    else
+        snprintf(out, cap, "%s", sqlite3_errmsg(s->db));
+}
+
+/* Health of the writes: a failing episode starts with a failed write (logged once) and ends
+ * with the next write that reaches the file (a commit that changed rows; logged once). */
+static void note_write(struct store *s, const sqlite3_stmt *st, int rc, const char *what)
+{
+    struct store_health *h = &s->health;
+    if (rc == SQLITE_DONE && st == s->st[ST_BEGIN])
+        s->changes_at_begin = sqlite3_total_changes64(s->db);
+    if (rc != SQLITE_DONE) {
+        h->failures++;
+        if (h->failing)
+            return;
+        h->failing = true;
+        h->episodes++;
+        h->failures = 1;
+        h->since_ms = clock_wall_ms();
+        h->until_ms = 0;
+        write_error_reason(s, rc, h->error, sizeof(h->error));
+        log_error("cannot write the state store (further failures are not logged until a write "
+                  "succeeds)",
+                  "op=%s path=%s reason=\"%s\" err=\"%s\"", what, s->path, h->error,
+                  sqlite3_errmsg(s->db));
+        return;
+    }
+    if (!h->failing || !sqlite3_get_autocommit(s->db))
+        return; /* nothing reached the file yet inside an explicit transaction */
+    if (st == s->st[ST_COMMIT] ? sqlite3_total_changes64(s->db) == s->changes_at_begin
+                               : sqlite3_changes64(s->db) == 0)
+        return; /* nothing was written */
+    h->failing = false;
+    h->until_ms = clock_wall_ms();
+    log_info("state store writable again", "path=%s reason=\"%s\" failures=%llu down_ms=%lld",
+             s->path, h->error, (unsigned long long)h->failures,
+             (long long)(h->until_ms - h->since_ms));
+}
+
 /* Steps a statement that returns no rows, then resets it. */
 static bool step_done(struct store *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
+    if (st != s->st[ST_ROLLBACK])
+        note_write(s, st, rc, what);
+    else if (rc != SQLITE_DONE)
         log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
     stmt_done(st);
     return rc == SQLITE_DONE;
+}
+
+void store_health(const struct store *s, struct store_health *out)
+{
+    if (s)
+        *out = s->health;
+    else
+        memset(out, 0, sizeof(*out));
 }
 
 static bool bind_failed(struct store *s, sqlite3_stmt *st, const char *what)
@@ -698,7 +758,8 @@ bool store_migration_get(struct store *s, int64_t id, struct store_migration *ou
         s,
         "SELECT id, started_ms, updated_ms, coalesce(finished_ms, 0), pid, mode, source, "
         "target_db, staging_db, state, bytes_done, bytes_total, tables_done, tables_total, "
-        "error, report FROM migrations WHERE ?1 <= 0 OR id = ?1 ORDER BY id DESC LIMIT 1",
+        "error, report, lag_bytes, cutover_ms, repl_name FROM migrations WHERE ?1 <= 0 OR id = "
+        "?1 ORDER BY id DESC LIMIT 1",
         what);
     if (!st)
         return false;
@@ -726,9 +787,102 @@ bool store_migration_get(struct store *s, int64_t id, struct store_migration *ou
         copy_text(out->error, sizeof(out->error), st, 14);
         if (copy_text(out->report, sizeof(out->report), st, 15))
             snprintf(out->report, sizeof(out->report), "{\"truncated\":true}");
+        out->lag_bytes = sqlite3_column_int64(st, 16);
+        out->cutover_ms = sqlite3_column_int64(st, 17);
+        copy_text(out->repl_name, sizeof(out->repl_name), st, 18);
     } else if (rc != SQLITE_DONE) {
         log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
     }
     sqlite3_finalize(st);
     return ok;
+}
+
+/* Runs an UPDATE of job id (?1) with int64 parameters ?2.. (nnums of them) or one text ?2. */
+static bool mig_update(struct store *s, const char *sql, const char *what, int64_t id,
+                       const int64_t *nums, int nnums, const char *text)
+{
+    sqlite3_stmt *st = mig_prepare(s, sql, what);
+    if (!st)
+        return false;
+    bool bound = sqlite3_bind_int64(st, 1, id) == SQLITE_OK;
+    for (int i = 0; bound && i < nnums; i++)
+        bound = sqlite3_bind_int64(st, 2 + i, nums[i]) == SQLITE_OK;
+    if (bound && text)
+        bound = sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC) == SQLITE_OK;
+    if (!bound) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    return mig_step(s, st, what);
+}
+
+bool store_migration_lag(struct store *s, int64_t id, int64_t ts_ms, int64_t lag_bytes)
+{
+    const int64_t nums[] = {lag_bytes < 0 ? -1 : lag_bytes, ts_ms};
+    return mig_update(s, "UPDATE migrations SET lag_bytes = ?2, updated_ms = ?3 WHERE id = ?1",
+                      "migration_lag", id, nums, 2, NULL);
+}
+
+bool store_migration_repl_name(struct store *s, int64_t id, const char *repl_name)
+{
+    return mig_update(s, "UPDATE migrations SET repl_name = ?2 WHERE id = ?1",
+                      "migration_repl_name", id, NULL, 0, repl_name ? repl_name : "");
+}
+
+bool store_migration_cutover_ms(struct store *s, int64_t id, int64_t cutover_ms)
+{
+    const int64_t nums[] = {cutover_ms};
+    return mig_update(s, "UPDATE migrations SET cutover_ms = ?2 WHERE id = ?1",
+                      "migration_cutover_ms", id, nums, 1, NULL);
+}
+
+bool store_migration_transition(struct store *s, int64_t id, int64_t ts_ms, const char *from,
+                                const char *to, int64_t pid, bool *changed)
+{
+    const char *what = "migration_transition";
+    *changed = false;
+    sqlite3_stmt *st = mig_prepare(s,
+                                   "UPDATE migrations SET updated_ms = ?2, state = ?4, pid = ?5 "
+                                   "WHERE id = ?1 AND state = ?3",
+                                   what);
+    if (!st)
+        return false;
+    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
+        sqlite3_bind_text(st, 3, from ? from : "", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, to ? to : "", -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 5, pid) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    bool ok = mig_step(s, st, what);
+    if (ok)
+        *changed = sqlite3_changes(s->db) == 1;
+    return ok;
+}
+
+int store_migration_ids(struct store *s, int64_t *ids, int max)
+{
+    const char *what = "migration_ids";
+    if (max <= 0)
+        return 0;
+    sqlite3_stmt *st = mig_prepare(s, "SELECT id FROM migrations ORDER BY id DESC LIMIT ?1", what);
+    if (!st)
+        return -1;
+    if (sqlite3_bind_int(st, 1, max) != SQLITE_OK) {
+        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int n = 0, rc = SQLITE_DONE;
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ids[n++] = sqlite3_column_int64(st, 0);
+    if (n < max && rc != SQLITE_DONE) {
+        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
+        n = -1;
+    }
+    sqlite3_finalize(st);
+    return n;
 }

@@ -81,13 +81,28 @@ bool store_events_prune(struct store *s, int64_t older_than_ts_ms, int64_t keep_
 bool store_meta_set(struct store *s, const char *key, const char *value);
 bool store_meta_get(struct store *s, const char *key, char *out, size_t cap);
 
+/* Health of the writes (events, meta, samples, their transactions and retention). A failing
+ * episode starts with a failed write, logged once as an error ("cannot write the state
+ * store"), and ends with the next write that reaches the file, logged once ("state store
+ * writable again"); the failures in between are counted, not logged. */
+struct store_health {
+    bool failing;      /* the last write failed */
+    char error[96];    /* reason of the current or last episode: "disk full", SQLite's text */
+    int64_t since_ms;  /* wall ms of the episode's first failure */
+    int64_t until_ms;  /* wall ms of the write that ended it; 0 while failing */
+    uint64_t failures; /* failed writes in the current or last episode */
+    uint64_t episodes; /* episodes so far */
+};
+/* A copy of the health of s (all zero for NULL). */
+void store_health(const struct store *s, struct store_health *out);
+
 /* Appends one metric sample (member NULL means ""); value must not be NaN. */
 bool store_sample_add(struct store *s, int64_t ts_ms, const char *member, const char *metric,
                       double value);
 /* Retention of samples: deletes those with ts_ms < older_than_ts_ms. */
 bool store_samples_prune(struct store *s, int64_t older_than_ts_ms);
 
-/* ---- migration jobs (`pgwarden migrate`, schema version 3) ---- */
+/* ---- migration jobs (`pgwarden migrate`, schema versions 3 and 4) ---- */
 
 /* One row of the migrations table. Texts are NUL-terminated and cut to fit; a report that does
  * not fit is replaced by {"truncated":true}. finished_ms is 0 while the job runs. */
@@ -97,10 +112,15 @@ struct store_migration {
     char source[512]; /* a URL without its password */
     char target_db[128];
     char staging_db[128];
-    char state[16]; /* preflight, dump, restore, verify, finish, done, failed */
+    char state[16]; /* preflight, dump, restore, verify, finish, done, failed; online mode:
+                       preflight, schema, copy, streaming, cutover, verify, done, failed */
     int64_t bytes_done, bytes_total, tables_done, tables_total;
     char error[1024];
     char report[16384]; /* JSON */
+    /* schema version 4 (online mode) */
+    int64_t lag_bytes;  /* replication lag of an online job in bytes; -1 when not applicable */
+    int64_t cutover_ms; /* duration of the cutover (application downtime); -1 when none */
+    char repl_name[64]; /* publication, subscription and slot name of an online job, or "" */
 };
 
 /* Creates a job in state "preflight". source goes through log_redact() (callers pass a URL
@@ -119,6 +139,19 @@ bool store_migration_finish(struct store *s, int64_t id, int64_t ts_ms, const ch
 /* Job `id`, or the newest one when id <= 0. False when there is none (out->id = 0) or on
  * error. */
 bool store_migration_get(struct store *s, int64_t id, struct store_migration *out);
+/* Online jobs (schema version 4). The replication lag in bytes (-1: unknown / not applicable);
+ * touches updated_ms, not the state. */
+bool store_migration_lag(struct store *s, int64_t id, int64_t ts_ms, int64_t lag_bytes);
+/* The publication/subscription/slot name of an online job. */
+bool store_migration_repl_name(struct store *s, int64_t id, const char *repl_name);
+/* The cutover's duration in ms (the application downtime). */
+bool store_migration_cutover_ms(struct store *s, int64_t id, int64_t cutover_ms);
+/* Moves job id from state `from` to state `to` and records pid, atomically: *changed = false
+ * (and true returned) when the job is not in state `from` (someone else moved it). */
+bool store_migration_transition(struct store *s, int64_t id, int64_t ts_ms, const char *from,
+                                const char *to, int64_t pid, bool *changed);
+/* The ids of the `max` newest jobs, newest first, in ids[]. The number written, or <0 on error. */
+int store_migration_ids(struct store *s, int64_t *ids, int max);
 
 /* ---- internal to agent/store.c and agent/store_schema.c (not for other modules) ---- */
 struct sqlite3;

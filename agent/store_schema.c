@@ -58,6 +58,12 @@ static const char *const builtin_migrations[] = {
     "  error TEXT NOT NULL DEFAULT '',"
     "  report TEXT NOT NULL DEFAULT '{}'" /* JSON */
     ");",
+    /* 4: online migrations (logical replication): replication lag in bytes (-1 when not
+     * applicable), the cutover's duration (the application downtime, -1 until there is one),
+     * the name of the publication/subscription/slot (never a password) */
+    "ALTER TABLE migrations ADD COLUMN lag_bytes INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE migrations ADD COLUMN cutover_ms INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE migrations ADD COLUMN repl_name TEXT NOT NULL DEFAULT '';",
 };
 
 #define BUILTIN_COUNT ((int)(sizeof(builtin_migrations) / sizeof(builtin_migrations[0])))

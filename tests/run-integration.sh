@@ -18,6 +18,21 @@ try:
 except Exception:
     print(0, 1)
 PY
+# Sanitizer builds (make integration-asan): a report of any pgwarden process fails the run.
+if [ -n "${PGWARDEN_SANITIZER_LOG_DIR:-}" ]; then
+  shopt -s nullglob
+  reports=("$PGWARDEN_SANITIZER_LOG_DIR"/*)
+  if [ "${#reports[@]}" -gt 0 ]; then
+    echo "run-integration: ${#reports[@]} sanitizer report(s) in $PGWARDEN_SANITIZER_LOG_DIR:"
+    for f in "${reports[@]}"; do
+      echo "==== $f ($(date -u -r "$f" +%H:%M:%S))"
+      head -c 20000 "$f"
+    done
+    read -r ok bad < build/results/integration.count
+    echo "$ok $((bad + ${#reports[@]}))" > build/results/integration.count
+    rc=1
+  fi
+fi
 [ "$rc" -eq 0 ] && exit 0
 # pytest exits 5 when nothing was collected: that is a failure too.
 exit 1

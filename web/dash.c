@@ -275,45 +275,58 @@ static void with_identity(json_t *o, const char *user, const char *role, const s
     json_object_set_new(o, "tls", json_boolean(ctx->tls));
 }
 
-static void session(const struct web_ctx *ctx, const struct web_request *rq, struct web_resp *out)
-{
-    char user[WEB_AUTH_USER_MAX];
-    const char *role;
-    if (!identify(ctx, rq, user, sizeof(user), &role, out))
-        return;
-    json_t *o = json_object();
-    if (o)
-        with_identity(o, user, role, ctx);
-    if (!o || !web_resp_json(out, 200, o))
-        web_resp_error(out, 500, "out of memory");
-    json_decref(o);
-}
+/* Builds the body of an identified read (GET /ui/api/session, state, samples). NULL: the builder
+ * answered in out itself (an error, or a body of its own), or out of memory if out is unset. */
+typedef json_t *(*dash_body_fn)(const struct web_ctx *ctx, const struct web_request *rq,
+                                struct web_resp *out);
 
-static void state(const struct web_ctx *ctx, const struct web_request *rq, struct web_resp *out)
+/* The reads' shared prologue: who asks (the error answer otherwise), then the builder's body
+ * with the caller's identity added, 200. */
+static void identified(const struct web_ctx *ctx, const struct web_request *rq,
+                       struct web_resp *out, dash_body_fn build)
 {
     char user[WEB_AUTH_USER_MAX];
     const char *role;
     if (!identify(ctx, rq, user, sizeof(user), &role, out))
         return;
-    json_t *o = web_dash_state(ctx->snap, ctx->now_boot_ms(), clock_wall_ms());
-    if (o)
-        with_identity(o, user, role, ctx);
-    if (!o || !web_resp_json(out, 200, o))
-        web_resp_error(out, 500, "out of memory");
-    json_decref(o);
-}
-
-static void samples(const struct web_ctx *ctx, const struct web_request *rq, struct web_resp *out)
-{
-    char user[WEB_AUTH_USER_MAX];
-    const char *role;
-    if (!identify(ctx, rq, user, sizeof(user), &role, out))
-        return;
-    if (!ctx->dash) {
-        web_resp_error(out, 503, "the sample store is not available");
+    json_t *o = build(ctx, rq, out);
+    if (!o) {
+        if (!out->status)
+            web_resp_error(out, 500, "out of memory");
         return;
     }
-    web_dash_samples(ctx->dash, rq, clock_wall_ms(), out);
+    with_identity(o, user, role, ctx);
+    if (!web_resp_json(out, 200, o))
+        web_resp_error(out, 500, "out of memory");
+    json_decref(o);
+}
+
+static json_t *session_body(const struct web_ctx *ctx, const struct web_request *rq,
+                            struct web_resp *out)
+{
+    (void)ctx;
+    (void)rq;
+    (void)out;
+    return json_object();
+}
+
+static json_t *state_body(const struct web_ctx *ctx, const struct web_request *rq,
+                          struct web_resp *out)
+{
+    (void)rq;
+    (void)out;
+    return web_dash_state(ctx->snap, ctx->now_boot_ms(), clock_wall_ms());
+}
+
+/* Answers itself: the samples carry no identity. */
+static json_t *samples_body(const struct web_ctx *ctx, const struct web_request *rq,
+                            struct web_resp *out)
+{
+    if (!ctx->dash)
+        web_resp_error(out, 503, "the sample store is not available");
+    else
+        web_dash_samples(ctx->dash, rq, clock_wall_ms(), out);
+    return NULL;
 }
 
 void web_dash_handle(const struct web_ctx *ctx, const struct web_request *rq, struct web_resp *out)
@@ -322,10 +335,11 @@ void web_dash_handle(const struct web_ctx *ctx, const struct web_request *rq, st
         const char *path;
         bool post;
         void (*fn)(const struct web_ctx *, const struct web_request *, struct web_resp *);
+        dash_body_fn build; /* when fn is NULL: a read behind identified() */
     } api[] = {
-        {"/ui/api/login", true, login},      {"/ui/api/logout", true, logout},
-        {"/ui/api/session", false, session}, {"/ui/api/state", false, state},
-        {"/ui/api/samples", false, samples},
+        {"/ui/api/login", true, login, NULL},           {"/ui/api/logout", true, logout, NULL},
+        {"/ui/api/session", false, NULL, session_body}, {"/ui/api/state", false, NULL, state_body},
+        {"/ui/api/samples", false, NULL, samples_body},
     };
     if (strncmp(rq->path, "/ui/api/", 8) != 0) {
         if (rq->method == WEB_POST)
@@ -341,7 +355,10 @@ void web_dash_handle(const struct web_ctx *ctx, const struct web_request *rq, st
             not_allowed(out, "GET, HEAD");
             return;
         }
-        api[i].fn(ctx, rq, out);
+        if (api[i].fn)
+            api[i].fn(ctx, rq, out);
+        else
+            identified(ctx, rq, out, api[i].build);
         return;
     }
     web_resp_error(out, 404, "not found");

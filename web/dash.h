@@ -42,11 +42,14 @@ extern const size_t web_assets_count;
 const struct web_asset *web_dash_asset(const char *name);
 
 struct web_dash;
+struct web_migs;
 
-/* The samples reader of <state_dir>/pgwarden.db (opened read-only on the first request).
- * NULL on ENOMEM. */
+/* The dashboard's readers of <state_dir>/pgwarden.db: samples (opened read-only on the first
+ * request) and migration jobs (web/migrations.h). NULL on ENOMEM. */
 struct web_dash *web_dash_new(const char *state_dir);
 void web_dash_free(struct web_dash *d);
+/* The migration jobs' reader (GET /migrations). */
+struct web_migs *web_dash_migs(const struct web_dash *d);
 
 /* Handles a request under /ui (the route of web/routes.c): assets, /ui/api/login, logout,
  * session, state and samples. */

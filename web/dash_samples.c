@@ -10,6 +10,7 @@
 #include "agent/store.h"
 #include "platform/log.h"
 #include "web/dash.h"
+#include "web/migrations.h"
 
 #define LOG_MODULE "web"
 
@@ -17,7 +18,8 @@ enum { BUSY_TIMEOUT_MS = 200, METRIC_MAX = 63 };
 
 struct web_dash {
     char path[PGW_PATH_MAX + 32];
-    sqlite3 *db; /* read-only, opened on the first request; NULL after a failure */
+    sqlite3 *db;           /* read-only, opened on the first request; NULL after a failure */
+    struct web_migs *migs; /* the migration jobs (GET /migrations) */
 };
 
 struct web_dash *web_dash_new(const char *state_dir)
@@ -28,7 +30,17 @@ struct web_dash *web_dash_new(const char *state_dir)
         return NULL;
     }
     snprintf(d->path, sizeof(d->path), "%s/%s", state_dir ? state_dir : ".", STORE_DB_NAME);
+    d->migs = web_migs_new(state_dir);
+    if (!d->migs) {
+        free(d);
+        return NULL;
+    }
     return d;
+}
+
+struct web_migs *web_dash_migs(const struct web_dash *d)
+{
+    return d->migs;
 }
 
 static void close_db(struct web_dash *d)
@@ -43,6 +55,7 @@ void web_dash_free(struct web_dash *d)
     if (!d)
         return;
     close_db(d);
+    web_migs_free(d->migs);
     free(d);
 }
 

@@ -1,14 +1,16 @@
-/* The REST API's path table and handlers: health checks, status bodies, metrics, events and
- * the commands relayed to ha (Patroni's api.py semantics and codes). */
+/* The REST API's path table and handlers: health checks, status bodies, metrics, events,
+ * migration jobs and the commands relayed to ha (Patroni's api.py semantics and codes). */
 #include "web/routes.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "agent/msgtypes.h"
+#include "platform/clock.h"
 #include "web/dash.h"
 #include "web/health.h"
 #include "web/metrics.h"
+#include "web/migrations.h"
 
 enum handler {
     H_CHECK,        /* a health check (GET/HEAD/OPTIONS) */
@@ -17,6 +19,7 @@ enum handler {
     H_CONFIG,       /* GET/PATCH/PUT /config */
     H_METRICS,      /* GET /metrics */
     H_EVENTS,       /* GET /events */
+    H_MIGRATIONS,   /* GET /migrations */
     H_SWITCHOVER,   /* POST/DELETE /switchover */
     H_FAILOVER,     /* POST /failover */
     H_RESTART,      /* POST/DELETE /restart */
@@ -59,6 +62,7 @@ static const struct web_route routes[] = {
     {"/config", H_CONFIG, 0, SAFE | WEB_PATCH | WEB_PUT, "GET, HEAD, OPTIONS, PATCH, PUT"},
     {"/metrics", H_METRICS, 0, SAFE, "GET, HEAD, OPTIONS"},
     {"/events", H_EVENTS, 0, SAFE, "GET, HEAD, OPTIONS"},
+    {"/migrations", H_MIGRATIONS, 0, SAFE, "GET, HEAD, OPTIONS"},
     {"/switchover", H_SWITCHOVER, 0, WEB_POST | WEB_DELETE | WEB_OPTIONS, "OPTIONS, POST, DELETE"},
     {"/failover", H_FAILOVER, 0, WEB_POST | WEB_OPTIONS, "OPTIONS, POST"},
     {"/restart", H_RESTART, 0, WEB_POST | WEB_DELETE | WEB_OPTIONS, "OPTIONS, POST, DELETE"},
@@ -85,6 +89,16 @@ const struct web_route *web_route_find(const char *path)
     if (strncmp(path, "/ui/", 4) == 0)
         return &routes[NROUTES - 1]; /* the dashboard's assets and data */
     return NULL;
+}
+
+const struct web_route *web_route_at(size_t i)
+{
+    return i < NROUTES ? &routes[i] : NULL;
+}
+
+const char *web_route_path(const struct web_route *rt)
+{
+    return rt->path;
 }
 
 bool web_route_self_auth(const struct web_route *rt)
@@ -219,6 +233,17 @@ static void handle_events(const struct web_ctx *ctx, const struct web_request *r
                                  .since = web_query_get(rq, "since"),
                                  .before = web_query_get(rq, "before")};
     web_events_get(ctx->events, &q, out);
+}
+
+static void handle_migrations(const struct web_ctx *ctx, const struct web_request *rq,
+                              struct web_resp *out)
+{
+    struct web_migs *m = ctx->dash ? web_dash_migs(ctx->dash) : NULL;
+    if (!m) {
+        web_resp_error(out, 503, "the migration store is not available");
+        return;
+    }
+    web_migs_get(m, web_query_get(rq, "limit"), clock_wall_ms(), out);
 }
 
 /* ---- commands ---- */
@@ -448,6 +473,9 @@ enum web_dispatch web_route_handle(const struct web_ctx *ctx, const struct web_r
         return WEB_DONE;
     case H_EVENTS:
         handle_events(ctx, rq, out);
+        return WEB_DONE;
+    case H_MIGRATIONS:
+        handle_migrations(ctx, rq, out);
         return WEB_DONE;
     case H_SWITCHOVER:
         if (del)

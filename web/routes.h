@@ -54,7 +54,7 @@ struct web_ctx {
     uint64_t switchover_wait_ms; /* wait for the new leader; 0: 2 * max(10 s, loop_wait) */
     uint64_t (*now_boot_ms)(void);
     struct web_auth *auth; /* sessions of the dashboard (NULL: it refuses logins) */
-    struct web_dash *dash; /* the dashboard's samples reader (NULL: no samples) */
+    struct web_dash *dash; /* the dashboard's store readers: samples, migrations (NULL: none) */
     bool tls;              /* served over TLS: cookies get Secure */
 };
 
@@ -65,6 +65,10 @@ struct sockaddr;
 
 /* The route of a path (without the query), or NULL (404). */
 const struct web_route *web_route_find(const char *path);
+/* The i-th route of the table in table order, or NULL past the end (for the generated API
+ * reference, tools/docgen.c), and its path ("/ui" also serves everything under /ui/). */
+const struct web_route *web_route_at(size_t i);
+const char *web_route_path(const struct web_route *rt);
 /* Bit set of enum web_method the route accepts. */
 unsigned web_route_methods(const struct web_route *rt);
 /* The Allow header value of the route ("GET, HEAD, OPTIONS", ...). */

@@ -119,10 +119,11 @@ struct elector {
         char ssn[PG_SSN_MAX]; /* wanted synchronous_standby_names */
     } sync;
 
-    /* dashboard samples (elector_samples.c) */
+    /* dashboard samples and disk health (elector_samples.c) */
     uint64_t sample_timer;
     uint64_t sample_rounds;
-    bool samples_failing;
+    uint64_t store_episodes_recorded; /* state store failing episodes recorded as events */
+    bool data_disk_full; /* PostgreSQL's data directory: less than a WAL segment free */
     bool have_proxy_stats;
     struct msg_proxy_stats proxy_stats;
 
@@ -186,6 +187,10 @@ void elector_put_member_now(struct elector *e);
 /* ---- elector_samples.c: samples every 5 s into SQLite for the dashboard charts ---- */
 bool elector_samples_start(struct elector *e);
 void elector_samples_stop(struct elector *e);
+/* Whether the filesystem of PostgreSQL's data directory is full (less than a WAL segment
+ * free; clears above 4 segments), checked now; a change is logged and recorded once. While it
+ * is full, PostgreSQL is not (re)started: it would only fail again. */
+bool elector_data_disk_full(struct elector *e);
 
 /* ---- elector_status.c: MSG_STATUS for the web process (on change, at least every loop_wait) */
 void elector_status_publish(struct elector *e);

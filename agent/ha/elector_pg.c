@@ -689,6 +689,20 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
     int rc = 0;
     e->pg_obs_force = true;
     switch (d->action) {
+    case ELECT_ACT_PG_BOOTSTRAP:
+    case ELECT_ACT_PG_CLONE:
+    case ELECT_ACT_PG_START_PRIMARY:
+    case ELECT_ACT_PG_START_STANDBY:
+    case ELECT_ACT_PG_REJOIN:
+        if (elector_data_disk_full(e)) { /* logged and recorded once per episode */
+            r->ok = false;
+            return false;
+        }
+        break;
+    default:
+        break;
+    }
+    switch (d->action) {
     case ELECT_ACT_INIT_RACE:
         return init_race(e, r);
     case ELECT_ACT_WRITE_INITIALIZE:

@@ -1,6 +1,9 @@
-/* Election driver: metric samples for the dashboard charts (replica lag, forwarder connections). */
+/* Election driver: metric samples for the dashboard charts, and the health of the node's disks. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+
+#include <jansson.h>
 
 #include "agent/dcs/member.h"
 #include "agent/ha/elector_int.h"
@@ -17,12 +20,64 @@ enum {
     PRUNE_EVERY = 720,               /* samples rounds between two prunes (an hour) */
 };
 
+/* PostgreSQL's data directory is "full" below one WAL segment free (a primary PANICs when it
+ * cannot create the next one), and no longer so above four. */
+#define DATA_DISK_FULL_BYTES (16ull << 20)
+#define DATA_DISK_OK_BYTES   (64ull << 20)
+
+/* A write failure is logged once per episode by the store itself. */
 static void add(struct elector *e, int64_t ts, const char *member, const char *metric, double v)
 {
-    if (!store_sample_add(e->store, ts, member, metric, v) && !e->samples_failing) {
-        log_warn("cannot store a sample", "metric=%s", metric);
-        e->samples_failing = true;
-    }
+    store_sample_add(e->store, ts, member, metric, v);
+}
+
+static void record(struct elector *e, const char *kind, json_t *detail)
+{
+    char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+    json_decref(detail);
+    if (!text ||
+        !store_event_add(e->store, clock_wall_ms(), kind, e->ec.name, e->local.term, text, NULL))
+        log_warn("cannot record an event", "kind=%s", kind);
+    free(text);
+}
+
+/* A failing episode of the state store (logged by the store; shown by the status while it
+ * lasts) becomes an event once writes work again. */
+static void store_check(struct elector *e)
+{
+    struct store_health h;
+    store_health(e->store, &h);
+    if (h.failing || h.episodes == e->store_episodes_recorded)
+        return;
+    e->store_episodes_recorded = h.episodes;
+    record(e, "state_store",
+           json_pack("{s:s,s:s,s:I,s:I,s:I}", "event", "writable again", "reason", h.error,
+                     "failures", (json_int_t)h.failures, "since_ms", (json_int_t)h.since_ms,
+                     "down_ms", (json_int_t)(h.until_ms - h.since_ms)));
+}
+
+bool elector_data_disk_full(struct elector *e)
+{
+    struct statvfs sv;
+    if (!e->manage_pg || statvfs(e->pg.data_dir, &sv) != 0)
+        return e->data_disk_full; /* no data directory yet: unchanged */
+    unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    bool full = avail < (e->data_disk_full ? DATA_DISK_OK_BYTES : DATA_DISK_FULL_BYTES);
+    if (full == e->data_disk_full)
+        return full;
+    e->data_disk_full = full;
+    if (full)
+        log_error("the filesystem of the data directory is full: postgresql is not started until "
+                  "space is freed",
+                  "data_dir=%s free_bytes=%llu", e->pg.data_dir, avail);
+    else
+        log_info("the filesystem of the data directory has free space again",
+                 "data_dir=%s free_bytes=%llu", e->pg.data_dir, avail);
+    record(e, "postgresql",
+           json_pack("{s:s,s:I}", "event",
+                     full ? "data directory disk full" : "data directory disk space back",
+                     "free_bytes", (json_int_t)avail));
+    return full;
 }
 
 /* One round: every member's WAL position and lag (from etcd), this node's forwarder. */
@@ -37,6 +92,7 @@ static void sample(struct loop *l, uint64_t id, void *arg)
     struct dcs_member *m = malloc(sizeof(*m));
     size_t pos = 0, plen = strlen(e->k_members);
     const struct kvc_entry *en;
+    elector_data_disk_full(e);
     if (!e->store || !m) {
         free(m);
         return;
@@ -64,6 +120,7 @@ static void sample(struct loop *l, uint64_t id, void *arg)
     free(m);
     if (++e->sample_rounds % PRUNE_EVERY == 1)
         store_samples_prune(e->store, ts - RETENTION_MS);
+    store_check(e);
 }
 
 bool elector_samples_start(struct elector *e)

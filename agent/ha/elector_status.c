@@ -11,6 +11,7 @@
 #include "agent/dcs/member.h"
 #include "agent/dcs/values.h"
 #include "agent/ha/elector_int.h"
+#include "agent/store.h"
 #include "platform/clock.h"
 #include "platform/log.h"
 
@@ -113,6 +114,13 @@ static json_t *patroni_body(struct elector *e, const struct elect_view *v, const
         set_new(o, "sync_standby", json_true());
     if (v->valid && !v->has_leader)
         set_new(o, "cluster_unlocked", json_true());
+    /* pgwarden's own (issue 9): what cannot be written, while it lasts */
+    struct store_health h;
+    store_health(e->store, &h);
+    if (!e->store || h.failing)
+        set_new(o, "state_store", json_string(e->store ? h.error : "not open"));
+    if (e->data_disk_full)
+        set_new(o, "data_directory", json_string("disk full"));
     return o;
 }
 

@@ -19,6 +19,7 @@ enum {
     OPT_ID,
     OPT_NO_PROGRESS,
     OPT_TIMEOUT,
+    OPT_RI_FULL,
     OPT_HELP,
 };
 
@@ -27,6 +28,11 @@ void mig_usage(FILE *out)
     fprintf(out,
             "usage: pgwarden migrate [-c FILE] --from URL --to DBNAME [--jobs N] [--replace]\n"
             "                        [--verify checksums] [--yes] [--no-progress] [--timeout S]\n"
+            "       pgwarden migrate --online [-c FILE] --from URL --to DBNAME\n"
+            "                        [--replica-identity-full] [--yes] [--no-progress]\n"
+            "       pgwarden migrate cutover [-c FILE] [--id N] [--verify checksums] [--jobs N]\n"
+            "                        [--replace --yes] [--timeout S] [--from URL]\n"
+            "       pgwarden migrate abort [-c FILE] [--id N] [--from URL]\n"
             "       pgwarden migrate status [-c FILE] [--id N] [--json]\n"
             "\n"
             "Copies the database at URL (e.g. a Heroku DATABASE_URL: postgres://u:p@host:5432/db\n"
@@ -44,7 +50,17 @@ void mig_usage(FILE *out)
             "                     new copy is verified)\n"
             "  --verify checksums also compare a checksum of every table's rows\n"
             "  -y, --yes          do not ask for confirmation\n"
-            "  --online           logical replication with cutover: not available in this build\n"
+            "  --online           logical replication instead of a dump: the schema is copied,\n"
+            "                     then a subscription in the cluster copies the data and follows\n"
+            "                     the source's changes; the lag is shown live until `cutover`\n"
+            "                     (Ctrl-C detaches: replication goes on)\n"
+            "  --replica-identity-full  with --online: tables without a primary key get\n"
+            "                     REPLICA IDENTITY FULL on the source (else they are refused)\n"
+            "  cutover            stop the application's writes first; waits for zero lag,\n"
+            "                     copies sequences, ends the replication, verifies, renames the\n"
+            "                     copy to DBNAME; prints the downtime and the new DATABASE_URL\n"
+            "  abort              ends an online job: subscription, slot, publication and the\n"
+            "                     copy are dropped\n"
             "  status             the last (or --id N) migration job, also after a crash\n"
             "\n"
             "exit status: 0 done, 1 failed or refused, 64 usage, 69 source or cluster\n"
@@ -110,6 +126,7 @@ int mig_opts_parse(int argc, char **argv, struct mig_opts *o, char *err, size_t 
         {"id", required_argument, NULL, OPT_ID},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"replica-identity-full", no_argument, NULL, OPT_RI_FULL},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -117,7 +134,7 @@ int mig_opts_parse(int argc, char **argv, struct mig_opts *o, char *err, size_t 
     o->jobs = 2;
     o->command = MIG_CMD_RUN;
     err[0] = '\0';
-    optind = 1;
+    optind = 0; /* 0: GNU getopt fully reinitializes (a parse may follow another) */
     opterr = 0;
     int ch;
     long long v;
@@ -162,6 +179,9 @@ int mig_opts_parse(int argc, char **argv, struct mig_opts *o, char *err, size_t 
         case OPT_NO_PROGRESS:
             o->no_progress = true;
             break;
+        case OPT_RI_FULL:
+            o->ri_full = true;
+            break;
         case OPT_TIMEOUT:
             if (!parse_int(optarg, 0, 7 * 24 * 3600, &v))
                 return bad(err, err_cap, "--timeout: '%s' is not a number of seconds", optarg);
@@ -184,24 +204,43 @@ int mig_opts_parse(int argc, char **argv, struct mig_opts *o, char *err, size_t 
             o->command = MIG_CMD_STATUS;
         else if (strcmp(cmd, "cutover") == 0)
             o->command = MIG_CMD_CUTOVER;
+        else if (strcmp(cmd, "abort") == 0)
+            o->command = MIG_CMD_ABORT;
         else if (strcmp(cmd, "help") == 0)
             o->command = MIG_CMD_HELP;
         else
-            return bad(err, err_cap, "unknown migrate command '%s' (status, cutover, help)", cmd);
+            return bad(err, err_cap, "unknown migrate command '%s' (status, cutover, abort, help)",
+                       cmd);
         if (optind + 1 < argc)
             return bad(err, err_cap, "unexpected argument '%s'", argv[optind + 1]);
     }
     if (o->command == MIG_CMD_HELP)
         return 0;
     if (o->command == MIG_CMD_STATUS) {
-        if (o->from || o->to || o->replace || o->online || o->checksums)
+        if (o->from || o->to || o->replace || o->online || o->checksums || o->ri_full)
             return bad(err, err_cap, "status takes only -c, --id and --json%s", NULL);
         return 0;
     }
-    if (o->command == MIG_CMD_CUTOVER)
+    if (o->command == MIG_CMD_CUTOVER || o->command == MIG_CMD_ABORT) {
+        const char *cmd = o->command == MIG_CMD_CUTOVER ? "cutover" : "abort";
+        if (o->to || o->online || o->ri_full || o->json)
+            return bad(err, err_cap,
+                       "%s acts on a recorded online job: --to, --online, "
+                       "--replica-identity-full and --json do not apply",
+                       cmd);
+        if (o->command == MIG_CMD_ABORT && (o->checksums || o->replace))
+            return bad(err, err_cap, "abort takes only -c, --id, --from and --yes%s", NULL);
         return 0;
+    }
     if (o->id || o->json)
         return bad(err, err_cap, "--id and --json are options of `migrate status`%s", NULL);
+    if (o->ri_full && !o->online)
+        return bad(err, err_cap, "--replica-identity-full goes with --online%s", NULL);
+    if (o->online && o->checksums)
+        return bad(err, err_cap,
+                   "--verify is an option of `migrate cutover` in online mode (the verification "
+                   "runs at the cutover)%s",
+                   NULL);
     if (!o->to)
         return bad(err, err_cap, "--to DBNAME is required%s", NULL);
     if (!mig_dbname_ok(o->to, err, err_cap))

@@ -25,6 +25,65 @@
  * libpq and the tools only through a 0600 passfile that is removed at the end; they are never
  * on a command line, in a log, in SQLite or in an error text. The job is recorded in the node's
  * SQLite store (table `migrations`) as it goes; `pgwarden migrate status` shows it.
+ *
+ * ONLINE MODE (`--online`, then `pgwarden migrate cutover`): logical replication from the source
+ * into the staging database, so that the application's downtime is the cutover alone.
+ *
+ *   preflight  as above, plus what logical replication needs on the source: wal_level =
+ *              logical; a replication connection (REPLICATION attribute or superuser, pg_hba);
+ *              free replication slots and WAL senders (MIG_ONLINE_SLOTS: the subscription and
+ *              the initial copy's table-sync workers); the user owns every table (a publication
+ *              of a non-superuser lists them) or is a superuser (FOR ALL TABLES); no large
+ *              objects (not replicated: refused, use the dump mode); every table has a primary
+ *              key or a replica identity, else refused unless --replica-identity-full (which
+ *              sets REPLICA IDENTITY FULL on those tables of the source and leaves it so). What
+ *              is missing is listed; nothing is created before the preflight passed.
+ *   schema     pg_dump --schema-only --no-publications --no-subscriptions, pg_restore
+ *              --no-owner --no-acl into the staging database pgwarden_migrate_<id>;
+ *   copy       CREATE PUBLICATION pgwarden_mig_<id>_<salt> on the source; CREATE SUBSCRIPTION
+ *              (same name, same slot name, copy_data = true) in the staging database; the
+ *              initial copy's progress is pg_subscription_rel (tables ready / total);
+ *              every table copied: VACUUM (ANALYZE) of the copy (hint bits and visibility
+ *              map now rather than during the cutover's row counts; the planner's statistics);
+ *   streaming  the lag (bytes, pg_current_wal_lsn() - the slot's confirmed_flush_lsn on the
+ *              source) is shown live and stored (lag_bytes).
+ *
+ * The `--online` process keeps running and shows the copy, then the lag, until the job is cut
+ * over or aborted from another shell (it then exits 0 after a cutover, 1 after an abort or a
+ * failure). Ctrl-C (or SIGTERM) only detaches it: replication goes on in the cluster,
+ * `pgwarden migrate status` shows the job (with the last lag stored), and cutover/abort still
+ * work. A failure before the subscription exists cleans up (staging database, publication).
+ *
+ * The copy goes into the staging database, not into DBNAME: DBNAME never holds a half-made
+ * copy; the cutover renames it (a database can be renamed once its subscription is dropped and
+ * nobody is connected to it), so --replace works as in the dump mode.
+ *
+ * `pgwarden migrate cutover [--id N] [--verify checksums] [--replace --yes] [--timeout S]`
+ * (the application's writes must be stopped first): takes the source's pg_current_wal_lsn()
+ * and waits until the slot's confirmed_flush_lsn reaches it (the cluster has applied and
+ * flushed everything; meanwhile the source's side of the verification already runs, the
+ * source being quiesced); copies the sequences' values (setval from pg_sequences.last_value);
+ * disables and drops the subscription (which drops the slot on the source; if the source
+ * cannot be reached for that, slot_name = NONE and the slot is dropped directly) and drops
+ * the publication; verifies as the dump mode does (without a snapshot: the source is
+ * quiesced); renames the staging database to DBNAME; prints the DATABASE_URL and the time
+ * the cutover took (the application's downtime, also stored as cutover_ms). A failure before
+ * the subscription is dropped puts the job back as it was, "copy" or "streaming" (fix, re-run
+ * cutover); a failure after it leaves the job in "cutover" (re-run cutover: the steps already
+ * done are skipped). `pgwarden migrate abort [--id N]` ends an online job at any point:
+ * subscription, slot, publication and staging database dropped, the job marked failed.
+ *
+ * The source's password: the subscription's conninfo must hold it (the server, on whichever
+ * node leads, connects to the source; a passfile would have to exist on that node, readable by
+ * postgres, and follow failovers), so it is in pg_subscription.subconninfo, readable only by
+ * superusers. CREATE SUBSCRIPTION runs with log_statement = none and log_min_error_statement =
+ * panic so that the statement never reaches the server log. The password is never printed,
+ * logged or stored in SQLite; cutover and abort read it back from pg_subscription (as the
+ * cluster's superuser) into the job's 0600 passfile (<state_dir>/migrate/<id>/pgpass), which
+ * is kept until the job is done or aborted so that an interrupted cutover can be re-run after
+ * the subscription is gone.
+ *
+ * DDL is not replicated: the source's schema must not change during an online migration.
  */
 
 #include <stdbool.h>
@@ -32,8 +91,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* `pgwarden migrate ...` (argv[0] = "migrate"). Exit status: 0 done, 1 failed or refused,
- * 64 usage, 69 source or cluster unreachable (or --online), 78 bad config file. */
+/* `pgwarden migrate ...` (argv[0] = "migrate"). Exit status: 0 done (or an online job
+ * detached, or cut over), 1 failed or refused, 64 usage, 69 source or cluster unreachable,
+ * 78 bad config file. */
 int migrate_main(int argc, char **argv);
 
 enum {
@@ -88,7 +148,7 @@ int mig_url_conninfo(const struct mig_url *u, const char *dbname, const char *pa
 /* ------------------------------------------------------------------------------------------ */
 /* Options                                                                                    */
 
-enum mig_command { MIG_CMD_RUN, MIG_CMD_STATUS, MIG_CMD_CUTOVER, MIG_CMD_HELP };
+enum mig_command { MIG_CMD_RUN, MIG_CMD_STATUS, MIG_CMD_CUTOVER, MIG_CMD_ABORT, MIG_CMD_HELP };
 
 struct mig_opts {
     enum mig_command command;
@@ -99,10 +159,12 @@ struct mig_opts {
     bool replace;       /* --replace */
     bool checksums;     /* --verify checksums */
     bool yes;           /* --yes: no confirmation prompt */
-    bool online;        /* --online (not available in this build) */
+    bool online;        /* --online: logical replication, then `migrate cutover` */
+    bool ri_full;       /* --replica-identity-full: online mode may set REPLICA IDENTITY FULL
+                           on the source's tables that have no primary key */
     bool json;          /* status --json */
     bool no_progress;   /* --no-progress: no bar, no periodic lines */
-    long long id;       /* status --id N (0: the latest job) */
+    long long id;       /* status/cutover/abort --id N (0: the latest job) */
     int timeout_s;      /* --timeout SECS for the whole copy (0: none) */
 };
 
@@ -126,6 +188,12 @@ enum mig_phase {
     MIG_PH_FINISH,
     MIG_PH_DONE,
     MIG_PH_FAILED,
+    /* online mode */
+    MIG_PH_SCHEMA,    /* pg_dump --schema-only | pg_restore into the staging database */
+    MIG_PH_COPY,      /* the subscription's initial copy (pg_subscription_rel states) */
+    MIG_PH_STREAMING, /* every table ready: changes stream, lag shown */
+    MIG_PH_CUTOVER,   /* `pgwarden migrate cutover` */
+    MIG_PH_COUNT,
 };
 const char *mig_phase_name(enum mig_phase p);
 
@@ -158,6 +226,46 @@ char *mig_fmt_duration(int64_t s, char *out, size_t cap);
  * total only the tables and the ETA. Pure. */
 char *mig_progress_line(const struct mig_progress *p, uint64_t now_ms, int bar_width, char *out,
                         size_t cap);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Online mode (pure parts)                                                                   */
+
+/* Free replication slots and WAL senders that online mode needs on the source: the subscription
+ * plus PostgreSQL's default max_sync_workers_per_subscription (2) table-sync workers. */
+enum { MIG_ONLINE_SLOTS = 3 };
+
+/* What the online preflight found on the source. */
+struct mig_logical_facts {
+    int version; /* server_version_num */
+    char wal_level[16];
+    bool superuser;   /* superuser, or a member of rds_superuser / cloudsqlsuperuser */
+    bool replication; /* the REPLICATION attribute, or a member of rds_replication */
+    bool can_create;  /* CREATE privilege on the database (CREATE PUBLICATION) */
+    bool replication_conn_ok;
+    char replication_conn_err[256];
+    int slots_free, senders_free;
+    long long tables_not_owned; /* user tables owned by another role */
+    long long large_objects;
+    size_t nnokey;   /* tables without a primary key and with replica identity default/nothing */
+    char nokey[512]; /* their names, ", "-separated (cut) */
+};
+/* Lists what online mode lacks, one "  - ..." line each, into out. Returns how many (0: can
+ * run). Tables without a key are a problem unless ri_full. Pure. */
+int mig_logical_check(const struct mig_logical_facts *f, bool ri_full, char *out, size_t cap);
+/* The publication/subscription/slot name "pgwarden_mig_<id>_<8 hex digits of salt>". Pure. */
+int mig_repl_name(int64_t id, uint64_t salt, char *out, size_t cap);
+/* CREATE PUBLICATION name FOR ALL TABLES, or FOR TABLE t1, t2 (names already quoted).
+ * malloc'd; NULL on ENOMEM. Pure. */
+char *mig_publication_sql(const char *name, bool all_tables, const char *const *tables, size_t n);
+/* The subscription's conninfo: host, port, user, dbname, the URL's parameters (sslmode...),
+ * connect_timeout and password='...' (quoted; omitted when empty). -ENOSPC. Pure. */
+int mig_sub_conninfo(const struct mig_url *u, const char *password, char *out, size_t cap);
+/* "unknown" (< 0), "0 B (in sync)", "1.5 MB". Pure. */
+char *mig_fmt_lag(int64_t lag_bytes, char *out, size_t cap);
+/* "initial copy: 3/7 tables copied, lag 1.2 MB" or "streaming: lag 0 B (in sync)", plus
+ * ", N replication errors (see the leader's log)". Pure. */
+char *mig_online_line(enum mig_phase ph, uint64_t tables_done, uint64_t tables_total,
+                      int64_t lag_bytes, long long errors, char *out, size_t cap);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Output of pg_dump/pg_restore --verbose                                                     */

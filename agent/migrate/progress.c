@@ -24,6 +24,16 @@ const char *mig_phase_name(enum mig_phase p)
         return "done";
     case MIG_PH_FAILED:
         return "failed";
+    case MIG_PH_SCHEMA:
+        return "schema";
+    case MIG_PH_COPY:
+        return "copy";
+    case MIG_PH_STREAMING:
+        return "streaming";
+    case MIG_PH_CUTOVER:
+        return "cutover";
+    case MIG_PH_COUNT:
+        break;
     }
     return "unknown";
 }

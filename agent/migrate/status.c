@@ -36,11 +36,25 @@ static char *iso(int64_t ms, char *out, size_t cap)
     return out;
 }
 
+/* An online job whose replication runs in the cluster (or whose cutover can be re-run). */
+static bool online_lives(const struct store_migration *m)
+{
+    static const char *const live[] = {"copy", "streaming", "cutover", "verify", "finish"};
+    if (strcmp(m->mode, "online") != 0)
+        return false;
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (strcmp(m->state, live[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The state to show: a job whose process is gone without finishing was interrupted. */
 static const char *shown_state(const struct store_migration *m)
 {
     if (strcmp(m->state, "done") == 0 || strcmp(m->state, "failed") == 0)
         return m->state;
+    if (online_lives(m))
+        return m->state; /* the replication runs in the cluster, with or without a watcher */
     return alive(m->pid) ? m->state : "interrupted";
 }
 
@@ -57,6 +71,14 @@ static void print_json(const struct store_migration *m)
         "bytes_total", (json_int_t)m->bytes_total, "tables_done", (json_int_t)m->tables_done,
         "tables_total", (json_int_t)m->tables_total, "error", m->error, "report",
         report ? report : json_object());
+    if (o) {
+        json_object_set_new(o, "mode", json_string(m->mode));
+        json_object_set_new(o, "lag_bytes",
+                            m->lag_bytes >= 0 ? json_integer(m->lag_bytes) : json_null());
+        json_object_set_new(o, "cutover_ms",
+                            m->cutover_ms >= 0 ? json_integer(m->cutover_ms) : json_null());
+        json_object_set_new(o, "replication", json_string(m->repl_name));
+    }
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     printf("%s\n", s ? s : "{}");
     free(s);
@@ -68,6 +90,7 @@ static void print_text(const struct store_migration *m)
     char a[40], b[40], c[32], d[32];
     const char *state = shown_state(m);
     printf("migration %" PRId64 ": %s\n", m->id, state);
+    printf("  mode      %s\n", m->mode);
     printf("  source    %s\n", m->source);
     printf("  target    %s%s%s%s\n", m->target_db, m->staging_db[0] ? " (staging database " : "",
            m->staging_db, m->staging_db[0] ? ")" : "");
@@ -78,6 +101,27 @@ static void print_text(const struct store_migration *m)
            mig_fmt_bytes((uint64_t)(m->bytes_done > 0 ? m->bytes_done : 0), c, sizeof(c)),
            mig_fmt_bytes((uint64_t)(m->bytes_total > 0 ? m->bytes_total : 0), d, sizeof(d)),
            m->tables_done, m->tables_total);
+    bool online = strcmp(m->mode, "online") == 0;
+    if (online && m->repl_name[0])
+        printf("  replication %s (publication on the source, subscription in the cluster)\n",
+               m->repl_name);
+    if (online && (strcmp(m->state, "copy") == 0 || strcmp(m->state, "streaming") == 0)) {
+        char lag[48];
+        printf("  lag       %s (as of %s)%s\n", mig_fmt_lag(m->lag_bytes, lag, sizeof(lag)),
+               iso(m->updated_ms, b, sizeof(b)),
+               alive(m->pid) ? "" : "; the --online process is not running (detached)");
+        printf("  next      stop the application's writes, then `pgwarden migrate cutover --id "
+               "%" PRId64 "` (or `pgwarden migrate abort --id %" PRId64 "`)\n",
+               m->id, m->id);
+    }
+    if (online && m->cutover_ms >= 0)
+        printf("  cutover   %.2f s (the application's downtime)\n", (double)m->cutover_ms / 1000);
+    if (online && !alive(m->pid) &&
+        (strcmp(m->state, "cutover") == 0 || strcmp(m->state, "verify") == 0 ||
+         strcmp(m->state, "finish") == 0))
+        printf("  note      the cutover (pid %" PRId64 ") ended without finishing: run `pgwarden "
+               "migrate cutover --id %" PRId64 "` again\n",
+               m->pid, m->id);
     if (strcmp(state, "interrupted") == 0)
         printf("  note      the migrate process (pid %" PRId64
                ") ended without finishing; the next `pgwarden migrate` marks it failed and "

@@ -12,12 +12,8 @@
 
 enum { CATALOG_TIMEOUT_MS = 300000, MAX_POLL = 130 };
 
-#define USER_NS                                                                                    \
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "                \
-    "'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
-#define NOT_EXT(cls, oid)                                                                          \
-    "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '" cls                                \
-    "'::regclass AND d.objid = " oid " AND d.deptype = 'e')"
+#define USER_NS           MIG_USER_NS
+#define NOT_EXT(cls, oid) MIG_NOT_EXT(cls, oid)
 
 static const char tables_sql[] =
     "SELECT n.nspname || '.' || c.relname, quote_ident(n.nspname) || '.' || "
@@ -100,18 +96,36 @@ int mig_inventory_catalog(PGconn *c, int sigfd, struct mig_inventory *inv, char 
     return rc;
 }
 
-int mig_table_check_sql(const char *table_sql, bool checksums, char *out, size_t cap)
+enum mig_digest mig_digest_for(bool checksums, int src_ver)
+{
+    if (!checksums)
+        return MIG_DIGEST_NONE;
+    return src_ver >= 110000 ? MIG_DIGEST_HASH64 : MIG_DIGEST_MD5;
+}
+
+int mig_table_check_sql(const char *table_sql, enum mig_digest digest, char *out, size_t cap)
 {
     int n;
-    if (checksums)
+    switch (digest) {
+    case MIG_DIGEST_HASH64:
+        /* ROW(r.*)::text costs about as much as the rest: one text, one hash, an exact sum */
+        n = snprintf(out, cap,
+                     "SELECT count(*), coalesce(sum(hashtextextended(ROW(r.*)::text, 0)), 0)::"
+                     "text FROM ONLY %s AS r",
+                     table_sql);
+        break;
+    case MIG_DIGEST_MD5:
         n = snprintf(out, cap,
                      "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::"
                      "numeric), 0)::text || '/' || coalesce(sum(('x' || substr(h, 17, 16))::"
                      "bit(64)::bigint::numeric), 0)::text FROM (SELECT md5(ROW(r.*)::text) AS h "
                      "FROM ONLY %s AS r) q",
                      table_sql);
-    else
+        break;
+    default:
         n = snprintf(out, cap, "SELECT count(*) FROM ONLY %s", table_sql);
+        break;
+    }
     return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
 }
 
@@ -145,13 +159,13 @@ static void record(struct slot *s, bool checksums)
     s->table = -1;
 }
 
-static int dispatch(struct slot *s, size_t *next, bool checksums, char *err, size_t cap)
+static int dispatch(struct slot *s, size_t *next, enum mig_digest digest, char *err, size_t cap)
 {
     if (*next >= s->side->ntables)
         return 0;
     char sql[4 * MIG_NAME_MAX + 512];
     struct mig_table *t = &s->side->tables[*next];
-    if (mig_table_check_sql(t->sql, checksums, sql, sizeof(sql)) < 0 || !PQsendQuery(s->c, sql)) {
+    if (mig_table_check_sql(t->sql, digest, sql, sizeof(sql)) < 0 || !PQsendQuery(s->c, sql)) {
         char one[256];
         mig_oneline(PQerrorMessage(s->c), one, sizeof(one));
         snprintf(err, cap, "lost the connection to the %s during verification: %s", s->side->what,
@@ -164,7 +178,7 @@ static int dispatch(struct slot *s, size_t *next, bool checksums, char *err, siz
     return 0;
 }
 
-int mig_tables_check(struct mig_side *sides, size_t nsides, bool checksums, int sigfd,
+int mig_tables_check(struct mig_side *sides, size_t nsides, enum mig_digest digest, int sigfd,
                      void (*tick)(void *ctx, size_t done, size_t total), void *ctx, char *err,
                      size_t cap)
 {
@@ -184,7 +198,7 @@ int mig_tables_check(struct mig_side *sides, size_t nsides, bool checksums, int 
         size_t busy = 0;
         for (size_t i = 0; rc == 0 && i < nslots; i++) {
             if (slots[i].table < 0)
-                rc = dispatch(&slots[i], &next[slots[i].side - sides], checksums, err, cap);
+                rc = dispatch(&slots[i], &next[slots[i].side - sides], digest, err, cap);
             if (slots[i].table >= 0)
                 busy++;
         }
@@ -224,7 +238,7 @@ int mig_tables_check(struct mig_side *sides, size_t nsides, bool checksums, int 
             while (!PQisBusy(s->c)) {
                 PGresult *r = PQgetResult(s->c);
                 if (!r) {
-                    record(s, checksums);
+                    record(s, digest != MIG_DIGEST_NONE);
                     done++;
                     break;
                 }

@@ -12,9 +12,15 @@ line) give the copy without the verification.
 Targets (reported, not asserted): pgwarden / manual <= 1.1 without the verification, <= 1.3
 with it.
 
+--online (instead of the ratio rounds): `pgwarden migrate --online` from the same source
+(wal_level = logical, the owner has REPLICATION) while a writer inserts and updates rows on the
+source; once the copy streams and some writes have followed, the writer stops (the application
+stops) and `pgwarden migrate cutover` runs: its "cutover took X s" is the application's
+downtime (target < 5 s), measured --rounds times (each round migrates into a new database).
+
 Run as root from the repo root (processes run as the postgres user):
     /usr/bin/python3 tests/bench/migrate_bench.py [--size-mb 1024] [--rounds 2] [--checksums]
-                                                  [--bin PATH]
+                                                  [--online] [--bin PATH]
 Writes build/results/migrate_bench.json. PGWARDEN_KEEP_TMP=1 keeps the temporary folder.
 """
 import argparse
@@ -26,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,16 +58,18 @@ def run_as_pg(argv, env=None, timeout=7200):
     return r, time.monotonic() - t0
 
 
-def make_source(base, size_mb):
-    pg = C.Postgres(base, "src", conf={"max_connections": "40", "shared_buffers": "256MB",
-                                       "maintenance_work_mem": "256MB", "max_wal_size": "4GB",
-                                       "password_encryption": "scram-sha-256"})
+def make_source(base, size_mb, logical=False):
+    conf = {"max_connections": "40", "shared_buffers": "256MB", "maintenance_work_mem": "256MB",
+            "max_wal_size": "4GB", "password_encryption": "scram-sha-256"}
+    if logical:
+        conf["wal_level"] = "logical"
+    pg = C.Postgres(base, "src", conf=conf)
     pg.initdb()
     C.write_file(pg.data_dir / "pg_hba.conf", "local all all trust\n"
                  "host all postgres 127.0.0.1/32 trust\n"
                  "host all app 127.0.0.1/32 scram-sha-256\n", mode=0o600)
     pg.start()
-    pg.query(f"CREATE ROLE app LOGIN PASSWORD '{APP_PW}'")
+    pg.query(f"CREATE ROLE app LOGIN {'REPLICATION ' if logical else ''}PASSWORD '{APP_PW}'")
     pg.query("CREATE DATABASE big OWNER app")
     conn = pg.connect("big")
     cur = conn.cursor()
@@ -91,6 +100,88 @@ def make_source(base, size_mb):
     return pg, size
 
 
+class Writer(threading.Thread):
+    """The application: small write transactions on the source until stopped."""
+
+    def __init__(self, src):
+        super().__init__(daemon=True)
+        self.src, self.stop, self.n, self.error = src, threading.Event(), 0, None
+
+    def run(self):
+        try:
+            conn = C.psycopg2_connect(f"host=127.0.0.1 port={self.src.port} user=app dbname=big "
+                                      f"password={APP_PW}")
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute("SELECT max(id) FROM events")
+            top = cur.fetchone()[0]
+            while not self.stop.is_set():
+                self.n += 1
+                cur.execute("INSERT INTO events VALUES (%s, 'live', 'x', now(), 1)", (top + self.n,))
+                cur.execute("UPDATE items SET price = price + 1 WHERE id = %s", (1 + self.n % 1000,))
+                time.sleep(0.002)
+            conn.close()
+        except Exception as e:
+            self.error = e
+
+
+def migrate_status(args, node):
+    r, _ = run_as_pg([args.bin, "migrate", "-c", node.config_path, "status", "--json"])
+    return json.loads(r.stdout) if r.returncode == 0 else {}
+
+
+def online_rounds(args, node, src, results):
+    url = f"postgres://app:{APP_PW}@127.0.0.1:{src.port}/big?sslmode=disable"
+    results.update({"online_cutover_s": [], "online_copy_s": [], "online_writes": []})
+    for rnd in range(args.rounds):
+        db = f"online_{rnd}"
+        writer = Writer(src)
+        writer.start()
+        t0 = time.monotonic()
+        p = subprocess.Popen([args.bin, "migrate", "-c", str(node.config_path), "--online",
+                              "--from", url, "--to", db, "--yes", "--no-progress"],
+                             user=C.RUN_USER, group=C.RUN_USER, extra_groups=[],
+                             env=C.base_env(), cwd="/tmp", stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            H.wait_for(lambda: p.poll() is not None or
+                       migrate_status(args, node).get("phase") == "streaming", 7200,
+                       "the initial copy", 1.0)
+            assert p.poll() is None, p.communicate()
+            copy_s = time.monotonic() - t0
+            time.sleep(10)  # changes stream for a while
+            writer.stop.set()
+            writer.join(30)
+            assert writer.error is None, writer.error
+            r, secs = run_as_pg([args.bin, "migrate", "-c", node.config_path, "cutover"])
+            assert r.returncode == 0, r.stdout + r.stderr
+            m = re.search(r"cutover took ([\d.]+) s.*$", r.stdout, re.M)
+            cut = float(m.group(1))
+            log(m.group(0))  # where the downtime goes
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, out + err
+        finally:
+            writer.stop.set()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        results["online_cutover_s"].append(cut)
+        results["online_copy_s"].append(round(copy_s, 1))
+        results["online_writes"].append(writer.n)
+        log(f"round {rnd + 1}: initial copy {copy_s:.1f} s, {writer.n} writes during the "
+            f"migration, cutover (downtime) {cut:.2f} s (the command: {secs:.2f} s)")
+        H.query(node, f"DROP DATABASE {db}", timeout=300)
+    med = statistics.median(results["online_cutover_s"])
+    print(f"\n{results['size_mb']} MB online migration, median of {args.rounds}: cutover "
+          f"(application downtime) {med:.2f} s (target < 5 s)")
+    out = REPO / "build/results/migrate_bench_online.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keep = {k: v for k, v in results.items() if k in ("size_mb",) or k.startswith("online_")}
+    keep["online_cutover_median_s"] = med
+    out.write_text(json.dumps(keep, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mb", type=int, default=1024)
@@ -99,6 +190,8 @@ def main():
     ap.add_argument("--bin", default=str(REPO / "build/dev/pgwarden"))
     ap.add_argument("--checksums", action="store_true",
                     help="pgwarden verifies with --verify checksums (row checksums)")
+    ap.add_argument("--online", action="store_true",
+                    help="measure the cutover downtime of an online migration instead")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="pgwarden-migbench-", dir="/tmp"))
     os.chmod(base, 0o755)
@@ -117,9 +210,12 @@ def main():
         rw = node.ports["rw"]
         H.wait_for(lambda: C.port_accepts(rw), 60, "the read-write forwarder")
         log("cluster ready; generating the source")
-        src, size = make_source(C.make_dir(base / "src", 0o755), args.size_mb)
+        src, size = make_source(C.make_dir(base / "src", 0o755), args.size_mb, args.online)
         results["size_mb"] = round(size / 1048576)
         log(f"source ready: {size / 1048576:.0f} MB")
+        if args.online:
+            online_rounds(args, node, src, results)
+            return
         bindir = C.PG_BINDIR
         src_ci = f"host=127.0.0.1 port={src.port} user=app dbname=big"
         url = f"postgres://app:{APP_PW}@127.0.0.1:{src.port}/big?sslmode=disable"

@@ -1,7 +1,9 @@
 // Browser checks of the pgwarden dashboard with playwright-core and Debian's Chromium.
 // Usage: node dashboard.spec.mjs '<json>' with {url, admin: [user, pw], viewer: [user, pw],
-// leader, candidate, node, members: [names], shots: folder}. Started by test_dashboard.py, which
-// runs the cluster; prints one JSON line {checks: [{name, ok, detail}], leader_shown_ms, ...}.
+// leader, candidate, node, members: [names], shots: folder, migrate: {argv, env, uid, gid, cwd,
+// secret, target}}. Started by test_dashboard.py, which runs the cluster; prints one JSON line
+// {checks: [{name, ok, detail}], leader_shown_ms, ...}.
+import { spawn, spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -22,6 +24,7 @@ async function check(name, fn) {
 }
 
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function login(page, user, pw) {
   await page.goto(cfg.url + '/ui/login');
@@ -236,6 +239,150 @@ try {
     await shot(p, '11-readonly');
     await ro.close();
     return 'all operation buttons disabled; POST /switchover and PATCH /config with its CSRF token: 403';
+  });
+
+  await check('migration: progress while it runs, then done, never the password', async () => {
+    const mc = cfg.migrate;
+    await page.click('#t-cluster');
+    const newest = async () => {
+      const r = await page.request.get(cfg.url + '/migrations?limit=1');
+      assert(r.status() === 200, 'GET /migrations ' + r.status());
+      const text = await r.text();
+      assert(!text.includes(mc.secret), 'the password is in GET /migrations');
+      return JSON.parse(text).migrations[0] || null;
+    };
+    const before = await newest();
+    const child = spawn(mc.argv[0], mc.argv.slice(1), { uid: mc.uid, gid: mc.gid, env: mc.env, cwd: mc.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '', exit = null;
+    child.stdout.on('data', (d) => { output += d; });
+    child.stderr.on('data', (d) => { output += d; });
+    const exited = new Promise((r) => {
+      child.on('exit', (code, sig) => { exit = { code, sig }; r(); });
+      child.on('error', (e) => { exit = { error: e.code || String(e) }; r(); }); // e.g. not executable
+    });
+    let stopped = false, running;
+    try {
+      // Freeze the job (SIGSTOP: its process stays alive) once it has copied something (or, on a
+      // machine too fast for a progress sample of the dump, as the restore starts), so that the
+      // page shows it running however fast this machine is; SIGCONT lets it finish.
+      const t0 = Date.now();
+      let job = null;
+      while (!exit && Date.now() - t0 < 60000) {
+        job = await newest();
+        const moved = job && (job.bytes_done > 0 || job.tables_done > 0 || job.phase !== 'dump');
+        if (job && job.id !== (before && before.id) && ['dump', 'restore', 'verify'].includes(job.phase) && moved) {
+          process.kill(child.pid, 'SIGSTOP');
+          stopped = true;
+          break;
+        }
+        await sleep(20);
+      }
+      assert(stopped, 'the job never reached a data phase: ' + JSON.stringify(job) + ' ' + output.slice(-400));
+      await page.waitForFunction((id) => {
+        const m = document.querySelector('#mig');
+        return m && !m.hidden && m.dataset.id === String(id) && /running/.test(document.querySelector('#mig-state').textContent);
+      }, job.id, { timeout: 15000 });
+      await sleep(1500); // a second poll: rate and time left from two updates
+      running = await page.evaluate(() => ({
+        state: document.querySelector('#mig').dataset.state,
+        pill: document.querySelector('#mig-state').textContent,
+        bars: Array.from(document.querySelectorAll('#mig [role=progressbar]')).filter((b) => !b.closest('[hidden]'))
+          .map((b) => ({ id: b.id, now: b.getAttribute('aria-valuenow'), text: b.getAttribute('aria-valuetext'),
+            label: document.getElementById(b.getAttribute('aria-labelledby')).textContent })),
+        step: (document.querySelector('#mig-steps [aria-current=step]') || {}).textContent,
+        kv: Object.fromEntries(Array.from(document.querySelectorAll('#mig-kv dd')).map((d) => [d.dataset.k, d.textContent])),
+      }));
+      await shot(page, '13-migration-running');
+      assert(['dump', 'restore', 'verify'].includes(running.state), 'state ' + running.state);
+      assert(running.step === running.state, 'current step ' + running.step);
+      assert(running.bars.length >= 1 && running.bars.every((b) => /^\d+$/.test(b.now) && b.label),
+        'progress bars ' + JSON.stringify(running.bars));
+      assert('Rate' in running.kv && 'Time left' in running.kv, 'details ' + JSON.stringify(running.kv));
+    } finally {
+      if (stopped) process.kill(child.pid, 'SIGCONT');
+      if (!exit) {
+        const timer = setTimeout(() => { if (!exit) child.kill('SIGKILL'); }, 150000);
+        await exited;
+        clearTimeout(timer);
+      }
+    }
+    assert(exit.code === 0, `pgwarden migrate exit ${JSON.stringify(exit)}: ${output.slice(-600)}`);
+    await page.waitForFunction(() => {
+      const m = document.querySelector('#mig');
+      return m && m.dataset.state === 'done';
+    }, null, { timeout: 20000 });
+    const done = await page.evaluate(() => ({
+      result: document.querySelector('#mig-result').textContent,
+      bars: Array.from(document.querySelectorAll('#mig [role=progressbar]')).filter((b) => !b.closest('[hidden]'))
+        .map((b) => b.getAttribute('aria-valuenow')),
+      text: document.body.innerText,
+      rate: (document.querySelector('#mig-kv dd[data-k="Average rate"]') || {}).textContent,
+    }));
+    await page.locator('#mig').scrollIntoViewIfNeeded();
+    await shot(page, '14-migration-done');
+    assert(/^Done in .*verified 3 tables/.test(done.result) && done.result.includes(mc.target), 'result: ' + done.result);
+    assert(done.bars.length >= 1 && done.bars.every((v) => v === '100'), 'bars at the end ' + done.bars);
+    assert(!done.text.includes(mc.secret) && !output.includes(mc.secret), 'the password is shown');
+    const job = await newest();
+    assert(job.state === 'done' && job.finished && !job.running && job.verification && job.verification.ok,
+      'GET /migrations: ' + JSON.stringify(job).slice(0, 300));
+    assert(/\/s$/.test(done.rate || ''), 'average rate ' + done.rate);
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    await phone.addCookies(await ctx.cookies());
+    const pp = await phone.newPage();
+    await pp.goto(cfg.url + '/ui/');
+    await pp.waitForFunction(() => (document.querySelector('#mig') || {}).dataset.state === 'done');
+    const overflow = await pp.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await pp.locator('#mig').screenshot({ path: `${cfg.shots}/15-migration-phone.png` });
+    await phone.close();
+    assert(overflow <= 1, 'phone: page wider than the screen by ' + overflow + ' px');
+    out.migration = { id: job.id, elapsed_ms: job.elapsed_ms, bytes: job.bytes_total, running_seen: running };
+    return `running seen in ${running.state} (${running.bars.map((b) => b.label + ' ' + b.now + '%').join(', ')}, ` +
+      `rate ${running.kv.Rate}, left ${running.kv['Time left']}); ${done.result} Average rate ${done.rate}.`;
+  });
+
+  await check('migration rows of other kinds: an online job streaming detached, an interrupted one', async () => {
+    const mc = cfg.migrate;
+    // Written to the node's store as the postgres user (what `pgwarden migrate` would leave): an
+    // online job whose process has exited (a reaped child's pid) while its replication streams.
+    const gone = spawnSync('/bin/true', [], { uid: mc.uid, gid: mc.gid }).pid;
+    const write = (sql) => {
+      const r = spawnSync('/usr/bin/python3', ['-c', 'import sqlite3,sys\nc=sqlite3.connect(sys.argv[1],timeout=10)\n' +
+        'c.execute(sys.argv[2])\nc.commit()', mc.db, sql], { uid: mc.uid, gid: mc.gid, env: mc.env, encoding: 'utf8' });
+      assert(r.status === 0, 'sqlite write: ' + r.stderr);
+    };
+    const now = Date.now();
+    write(`INSERT INTO migrations (started_ms, updated_ms, pid, mode, source, target_db, state, bytes_done,
+      bytes_total, tables_done, tables_total, lag_bytes, repl_name) VALUES (${now - 90000}, ${now - 2000}, ${gone},
+      'online', 'postgres://app@heroku.example.com/shop?sslmode=require', 'shop', 'streaming', 0, 0, 4, 4,
+      12345678, 'pgwarden_mig_9')`);
+    await page.waitForFunction(() => (document.querySelector('#mig') || {}).dataset.state === 'streaming', null,
+      { timeout: 20000 });
+    const online = await page.evaluate(() => ({
+      pill: document.querySelector('#mig-state').textContent,
+      lag: (document.querySelector('#mig-kv dd[data-k="Replication lag"]') || {}).textContent,
+      step: (document.querySelector('#mig-steps [aria-current=step]') || {}).textContent,
+      result: document.querySelector('#mig-result').textContent,
+    }));
+    await page.locator('#mig').screenshot({ path: `${cfg.shots}/16-migration-online-detached.png` });
+    assert(online.pill === 'streaming · detached', 'pill ' + online.pill);
+    assert(online.lag === '12 MiB', 'lag ' + online.lag);
+    assert(online.step === 'streaming', 'step ' + online.step);
+    assert(/pgwarden migrate cutover --id \d+/.test(online.result), 'result ' + online.result);
+    write(`INSERT INTO migrations (started_ms, updated_ms, pid, mode, source, target_db, state, bytes_done,
+      bytes_total, tables_done, tables_total) VALUES (${now - 60000}, ${now - 30000}, ${gone}, 'dump',
+      'postgres://app@heroku.example.com/shop', 'shop2', 'restore', 5000000, 20000000, 1, 4)`);
+    await page.waitForFunction(() => (document.querySelector('#mig') || {}).dataset.state === 'interrupted', null,
+      { timeout: 20000 });
+    const dead = await page.evaluate(() => ({
+      result: document.querySelector('#mig-result').textContent,
+      bar: document.querySelector('#mig-bytes').getAttribute('aria-valuenow'),
+    }));
+    await page.locator('#mig').screenshot({ path: `${cfg.shots}/17-migration-interrupted.png` });
+    assert(/^Interrupted: .*during restore/.test(dead.result), 'result ' + dead.result);
+    assert(dead.bar === '25', 'bar ' + dead.bar);
+    return `online: ${online.pill}, lag ${online.lag}; dump: ${dead.result.slice(0, 60)}…`;
   });
 
   await check('logout ends the session', async () => {

@@ -2,10 +2,12 @@
 three-node cluster: wrong password refused, login, three members and the leader, CSRF-less POSTs
 refused, a switchover from the page (new leader and event shown; the time from the leader change
 in etcd to the page showing it), held connections counted by this node's forwarder while the
-switchover happens, a read-only user who cannot operate, logout. Screenshots go to
-build/results/screenshots/; the checks to build/results/browser.json."""
+switchover happens, a read-only user who cannot operate, the progress and the result of a real
+`pgwarden migrate` (a database of the cluster copied into another one) in the Migration panel,
+logout. Screenshots go to build/results/screenshots/; the checks to build/results/browser.json."""
 import json
 import os
+import pwd
 import subprocess
 import threading
 import time
@@ -13,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, psycopg2_connect, wait_until
-from test_ha_cluster import HA, SU_PW, _kv, prefix, query, wait_caught_up, wait_primary
+from conftest import REPO, RUN_USER, base_env, psycopg2_connect, wait_until
+from test_ha_cluster import (HA, SU_PW, _kv, pg_port, prefix, query, wait_caught_up,
+                             wait_primary)
 
 ADMIN, ADMIN_PW = "alice", "Dash-admin-Pw7"
 VIEWER, VIEWER_PW = "victor", "Dash-viewer-Pw8"
@@ -22,6 +25,7 @@ RESULTS = REPO / "build" / "results"
 SHOTS = RESULTS / "screenshots"
 SPEC = Path(__file__).with_name("dashboard.spec.mjs")
 TARGET_MS = 2000
+MIG_SRC, MIG_DST, MIG_ROWS = "mig_src", "mig_dst", 200_000
 
 
 def user_item(pgwarden_cli, user, role, password):
@@ -30,6 +34,39 @@ def user_item(pgwarden_cli, user, role, password):
     item = r.stdout.strip()
     assert item.startswith(f"{user}:{role}:pbkdf2-sha256$"), item
     return item
+
+
+def make_source(node):
+    """The database the migration copies: three tables, one of MIG_ROWS rows (about 20 MB)."""
+    query(node, f"CREATE DATABASE {MIG_SRC}")
+    conn = psycopg2_connect(f"host=127.0.0.1 port={pg_port(node)} user=postgres "
+                            f"dbname={MIG_SRC} password={SU_PW}", connect_timeout=10)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE items (id int PRIMARY KEY, name text, payload text)")
+        cur.execute(f"INSERT INTO items SELECT g, 'item ' || g, repeat(md5(g::text), 2) "
+                    f"FROM generate_series(1, {MIG_ROWS}) g")
+        cur.execute("CREATE TABLE tags (id serial PRIMARY KEY, item int REFERENCES items(id), tag text)")
+        cur.execute("INSERT INTO tags (item, tag) SELECT g, 't' || (g % 10) FROM generate_series(1, 1000) g")
+        cur.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
+        cur.execute("INSERT INTO notes VALUES (1, 'hello')")
+    conn.close()
+
+
+def migrate_command(bin_path, page_node):
+    """What the browser script runs (as the postgres user) to migrate MIG_SRC into MIG_DST on the
+    node whose dashboard it shows (the source URL, in PGWARDEN_MIGRATE_FROM, carries a password
+    the page must never show),
+    and that node's SQLite store, where it writes the rows of jobs it cannot run here (an online
+    one, an interrupted one)."""
+    pw = pwd.getpwnam(RUN_USER)
+    url = (f"postgres://postgres:{SU_PW}@127.0.0.1:{page_node.ports['rw']}/{MIG_SRC}"
+           f"?sslmode=disable")
+    return {"argv": [str(bin_path), "migrate", "-c", str(page_node.config_path), "--to", MIG_DST,
+                     "--jobs", "2", "--yes", "--no-progress"],
+            "env": base_env({"PGWARDEN_MIGRATE_FROM": url}), "uid": pw.pw_uid, "gid": pw.pw_gid,
+            "cwd": str(page_node.dir),
+            "secret": SU_PW, "target": MIG_DST, "db": str(page_node.db_path)}
 
 
 class LeaderWatch(threading.Thread):
@@ -80,7 +117,7 @@ class Clients(threading.Thread):
 
 
 @pytest.mark.timeout(420)
-def test_dashboard(etcd, pgwarden_node, pgwarden_cli):
+def test_dashboard(etcd, pgwarden_node, pgwarden_cli, pgwarden_bin):
     users = ",".join([user_item(pgwarden_cli, ADMIN, "admin", ADMIN_PW),
                       user_item(pgwarden_cli, VIEWER, "readonly", VIEWER_PW)])
     overrides = {k: dict(v) for k, v in HA.items()}
@@ -88,6 +125,7 @@ def test_dashboard(etcd, pgwarden_node, pgwarden_cli):
     nodes = [pgwarden_node(name=f"n{i + 1}", etcd=etcd.url, overrides=overrides) for i in range(3)]
     leader = wait_primary(etcd.url, nodes, 120)
     query(leader, "CREATE TABLE t (id int primary key)")
+    make_source(leader)
     wait_caught_up(etcd.url, nodes, leader, 60)
     replicas = [n for n in nodes if n is not leader]
     candidate, page_node = replicas[0], replicas[1]
@@ -101,7 +139,8 @@ def test_dashboard(etcd, pgwarden_node, pgwarden_cli):
     clients.start()
     cfg = {"url": url, "admin": [ADMIN, ADMIN_PW], "viewer": [VIEWER, VIEWER_PW],
            "leader": leader.name, "candidate": candidate.name, "node": page_node.name,
-           "members": [n.name for n in nodes], "shots": str(SHOTS)}
+           "members": [n.name for n in nodes], "shots": str(SHOTS),
+           "migrate": migrate_command(pgwarden_bin, page_node)}
     t0 = time.time()
     log_path = RESULTS / "browser.log"
     try:
@@ -127,6 +166,17 @@ def test_dashboard(etcd, pgwarden_node, pgwarden_cli):
                    "ok": latency is not None and latency < TARGET_MS,
                    "detail": f"{latency:.0f} ms" if latency is not None else
                    f"etcd change {etcd_ms}, page {page_ms}"})
+    try:  # what the page called done is really there, through the forwarder
+        c = psycopg2_connect(f"host=127.0.0.1 port={page_node.ports['rw']} user=postgres "
+                             f"dbname={MIG_DST} password={SU_PW}", connect_timeout=10)
+        with c.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM tags)")
+            counts = cur.fetchone()
+        c.close()
+    except Exception as e:  # reported as a failed check below
+        counts = str(e).strip()[:200]
+    checks.append({"name": "the database the page showed as migrated holds every row",
+                   "ok": counts == (MIG_ROWS, 1000), "detail": f"{MIG_DST}: {counts}"})
     checks.append({"name": "clients through the forwarder were served across the switchover",
                    "ok": clients.ok > 0, "detail": f"{clients.ok} served, {len(clients.errors)} "
                    f"errors, slowest {clients.slowest:.2f} s"})

@@ -1128,8 +1128,31 @@ def workdir():
     os.chmod(d, 0o755)
     chown_run_user(d)
     yield d
+    _keep_sanitizer_reports(d, "session")
     if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
         shutil.rmtree(d, ignore_errors=True)
+
+
+# UBSan inside an ASan build writes to stderr whatever log_path says: with
+# PGWARDEN_SANITIZER_LOG_DIR set (make integration-asan), the output files of a test's processes
+# are searched for sanitizer reports before they are removed, and the hits are kept there
+# (tests/run-integration.sh fails the run if that folder is not empty).
+SANITIZER_RE = re.compile(r"runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer")
+
+
+def _keep_sanitizer_reports(root, label):
+    out = os.environ.get("PGWARDEN_SANITIZER_LOG_DIR")
+    if not out:
+        return
+    for f in sorted(Path(root).rglob("*.log")):
+        try:
+            text = f.read_text(errors="replace") if f.is_file() else ""
+        except OSError:
+            continue
+        m = SANITIZER_RE.search(text)
+        if m:
+            name = f"stderr.{label}.{str(f.relative_to(root)).replace('/', '_')}"
+            Path(out, name).write_text(f"{f}\n{text[max(0, m.start() - 2000):][:30000]}")
 
 
 @pytest.fixture
@@ -1139,6 +1162,7 @@ def tmp_dir(workdir, request):
     etcd's preallocated 64 MB WAL files do not pile up; PGWARDEN_KEEP_TMP=1 keeps it."""
     d = make_dir(workdir / _test_dir_name(request), 0o755)
     yield d
+    _keep_sanitizer_reports(d, d.name)
     if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
         shutil.rmtree(d, ignore_errors=True)
 

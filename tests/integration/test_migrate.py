@@ -135,6 +135,10 @@ def _start_source(base, ssl, big=True):
         pg.query("CREATE TABLE public.t (id int PRIMARY KEY)", dbname="shop")
         pg.query("ALTER TABLE public.t OWNER TO app", dbname="shop")
         pg.query("INSERT INTO public.t SELECT generate_series(1, 10)", dbname="shop")
+        pg.query("CREATE TABLE public.u (id int PRIMARY KEY, v text, f float8, ts timestamptz, "
+                 "j jsonb); ALTER TABLE public.u OWNER TO app; INSERT INTO public.u SELECT g, "
+                 "'v' || g, g / 3.0, '2024-01-01 00:00+00'::timestamptz + g * interval '1 s', "
+                 "jsonb_build_object('g', g) FROM generate_series(1, 50) g", dbname="shop")
     return pg
 
 
@@ -330,6 +334,18 @@ def test_migrate_bad_inputs(source, plain_source, cluster):
     assert_clean(node, "tampered")
     rep = json.loads(jobs(node)[-1][6])
     assert rep["ok"] is False and rep["differences"][0]["object"] == "public.t"
+    # one value of one column of one row, the row count unchanged: caught by the checksum
+    for n, sql in enumerate(["UPDATE u SET v = 'v3x' WHERE id = 3",
+                             "UPDATE u SET f = f + 1e-12 WHERE id = 7",
+                             "UPDATE u SET ts = ts + interval '1 microsecond' WHERE id = 9",
+                             "UPDATE u SET j = '{\"g\": 11.0}' WHERE id = 11"]):
+        r = migrate(node, "--from", plain_source.url(sslmode="disable"), "--to", f"tamp_u{n}",
+                    "--yes", "--verify", "checksums",
+                    env={"PGWARDEN_MIGRATE_TEST_TAMPER_SQL": sql})
+        assert r.returncode == 1, (sql, r.stdout + r.stderr)
+        assert re.search(r"checksum\s+public\.u", r.stdout), (sql, r.stdout)
+        assert not re.search(r"rows\s+public\.u", r.stdout), (sql, r.stdout)
+        assert_clean(node, f"tamp_u{n}")
     r = migrate(node, "--from", plain_source.url(sslmode="disable"), "--to", "tampered2",
                 "--yes", env={"PGWARDEN_MIGRATE_TEST_TAMPER_SQL": "DELETE FROM t WHERE id < 4"})
     assert r.returncode == 1 and re.search(r"rows\s+public\.t\s+10\s+7", r.stdout), r.stdout
@@ -415,10 +431,17 @@ def test_migrate_usage_errors(pgwarden_cli):
         assert r.returncode == 64, (argv, r.stderr)
         assert msg in r.stderr, (argv, r.stderr)
         assert "SECRETPW" not in r.stderr + r.stdout
-    r = pgwarden_cli("migrate", "--to", "x", "--online", "--from", "postgres://a:SECRETPW@h/db")
-    assert r.returncode == 69 and "not available in this build" in r.stderr
-    r = pgwarden_cli("migrate", "cutover")
-    assert r.returncode == 69 and "not available in this build" in r.stderr
+    for argv, msg in [
+        (["--to", "x", "--online", "--verify", "checksums", "--from", "postgres://a:SECRETPW@h/db"],
+         "option of `migrate cutover`"),
+        (["--to", "x", "--replica-identity-full", "--from", "postgres://a:SECRETPW@h/db"],
+         "goes with --online"),
+        (["cutover", "--to", "x"], "acts on a recorded online job"),
+        (["abort", "--verify", "checksums"], "abort takes only"),
+    ]:
+        r = pgwarden_cli("migrate", *argv)
+        assert r.returncode == 64 and msg in r.stderr, (argv, r.stderr)
+        assert "SECRETPW" not in r.stderr + r.stdout
     r = pgwarden_cli("migrate", "--help")
     assert r.returncode == 0 and "--from URL" in r.stdout
 

@@ -54,7 +54,8 @@ static void test_run_options(void **state)
     assert_null(o.from); /* the caller falls back to $PGWARDEN_MIGRATE_FROM */
 
     const char *c[] = {"migrate", "--to", "x", "--verify", "counts", "--online", "-j1"};
-    assert_int_equal(parse(&o, err, sizeof(err), ARGC(c), c), 0);
+    if (parse(&o, err, sizeof(err), ARGC(c), c) != 0)
+        fail_msg("%s", err);
     assert_false(o.checksums);
     assert_true(o.online);
     assert_int_equal(o.jobs, 1);
@@ -75,7 +76,8 @@ static void test_subcommands(void **state)
     assert_int_equal(parse(&o, err, sizeof(err), ARGC(b), b), 0);
     assert_int_equal(o.id, 0);
     const char *c[] = {"migrate", "cutover"};
-    assert_int_equal(parse(&o, err, sizeof(err), ARGC(c), c), 0);
+    if (parse(&o, err, sizeof(err), ARGC(c), c) != 0)
+        fail_msg("%s", err);
     assert_int_equal(o.command, MIG_CMD_CUTOVER);
     const char *d[] = {"migrate", "--help"};
     assert_int_equal(parse(&o, err, sizeof(err), ARGC(d), d), 0);
@@ -147,16 +149,74 @@ static void test_main_exit_codes(void **state)
     char *bad[] = {a0, a1, a2, NULL};
     assert_int_equal(migrate_main(3, bad), MIG_EXIT_USAGE);
     char b1[] = "--to", b2[] = "x", b3[] = "--online", b4[] = "--from",
-         b5[] = "postgres://u:hunter22@h/db";
-    char *online[] = {a0, b1, b2, b3, b4, b5, NULL};
-    assert_int_equal(migrate_main(6, online), MIG_EXIT_UNAVAILABLE);
-    assert_string_equal(b5, "postgres://u:********@h/db"); /* scrubbed from argv */
-    char c1[] = "cutover";
-    char *cut[] = {a0, c1, NULL};
-    assert_int_equal(migrate_main(2, cut), MIG_EXIT_UNAVAILABLE);
+         b5[] = "postgres://u:hunter22@h/db", cf[] = "-c", cp[] = "/nonexistent/pgwarden.conf";
+    char *online[] = {a0, cf, cp, b1, b2, b3, b4, b5, NULL};
+    assert_int_equal(migrate_main(8, online), MIG_EXIT_CONFIG); /* no config file here */
+    assert_string_equal(b5, "postgres://u:********@h/db");      /* scrubbed from argv */
+    char c1[] = "cutover", c2[] = "abort";
+    char *cut[] = {a0, c1, cf, cp, NULL};
+    assert_int_equal(migrate_main(4, cut), MIG_EXIT_CONFIG);
+    char *ab[] = {a0, c2, cf, cp, NULL};
+    assert_int_equal(migrate_main(4, ab), MIG_EXIT_CONFIG);
     char d3[] = "--from", d4[] = "ftp://u:pw@h/db";
     char *badurl[] = {a0, b1, b2, d3, d4, NULL};
     assert_int_equal(migrate_main(5, badurl), MIG_EXIT_USAGE);
+}
+
+static void test_online_options(void **state)
+{
+    (void)state;
+    struct mig_opts o;
+    char err[256];
+    const char *a[] = {"migrate",
+                       "--online",
+                       "--from",
+                       "postgres://u@h/d",
+                       "--to",
+                       "shop",
+                       "--replica-identity-full",
+                       "-y"};
+    assert_int_equal(parse(&o, err, sizeof(err), ARGC(a), a), 0);
+    assert_int_equal(o.command, MIG_CMD_RUN);
+    assert_true(o.online && o.ri_full && o.yes);
+    assert_false(o.checksums);
+
+    const char *c[] = {"migrate",   "cutover", "--id",      "3",  "--verify", "checksums",
+                       "--replace", "--yes",   "--timeout", "30", "-j",       "4"};
+    if (parse(&o, err, sizeof(err), ARGC(c), c) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(o.command, MIG_CMD_CUTOVER);
+    assert_int_equal(o.id, 3);
+    assert_true(o.checksums && o.replace && o.yes);
+    assert_int_equal(o.timeout_s, 30);
+    assert_int_equal(o.jobs, 4);
+
+    const char *ab[] = {"migrate", "abort", "--from", "postgres://u:pw@h/d"};
+    assert_int_equal(parse(&o, err, sizeof(err), ARGC(ab), ab), 0);
+    assert_int_equal(o.command, MIG_CMD_ABORT);
+    assert_int_equal(o.id, 0); /* the latest job */
+
+    struct {
+        const char *argv[8];
+        int argc;
+        const char *msg;
+    } bad[] = {
+        {{"migrate", "--online", "--to", "x", "--verify", "checksums"},
+         6,
+         "option of `migrate cutover`"},
+        {{"migrate", "--to", "x", "--replica-identity-full"}, 4, "goes with --online"},
+        {{"migrate", "cutover", "--to", "x"}, 4, "acts on a recorded online job"},
+        {{"migrate", "cutover", "--online"}, 3, "acts on a recorded online job"},
+        {{"migrate", "abort", "--json"}, 3, "acts on a recorded online job"},
+        {{"migrate", "abort", "--replace"}, 3, "abort takes only"},
+        {{"migrate", "status", "--replica-identity-full"}, 3, "status takes only"},
+        {{"migrate", "frobnicate"}, 2, "(status, cutover, abort, help)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, err, sizeof(err), bad[i].argc, bad[i].argv), -EINVAL);
+        if (!strstr(err, bad[i].msg))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].msg);
+    }
 }
 
 int main(void)
@@ -164,7 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_options),     cmocka_unit_test(test_subcommands),
         cmocka_unit_test(test_usage_errors),    cmocka_unit_test(test_dbname),
-        cmocka_unit_test(test_main_exit_codes),
+        cmocka_unit_test(test_main_exit_codes), cmocka_unit_test(test_online_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

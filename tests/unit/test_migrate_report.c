@@ -254,15 +254,25 @@ static void test_table_check_sql(void **state)
 {
     (void)state;
     char sql[1024];
-    assert_int_equal(mig_table_check_sql("\"s\".\"T\"", false, sql, sizeof(sql)), 0);
+    assert_int_equal(mig_table_check_sql("\"s\".\"T\"", MIG_DIGEST_NONE, sql, sizeof(sql)), 0);
     assert_string_equal(sql, "SELECT count(*) FROM ONLY \"s\".\"T\"");
-    assert_int_equal(mig_table_check_sql("public.t", true, sql, sizeof(sql)), 0);
+    assert_int_equal(mig_table_check_sql("public.t", MIG_DIGEST_MD5, sql, sizeof(sql)), 0);
     /* order-independent: sums of the two 64-bit halves of each row's md5, no sort, no limit */
     assert_non_null(strstr(sql, "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 16))"));
     assert_non_null(strstr(sql, "substr(h, 17, 16)"));
     assert_non_null(strstr(sql, "FROM (SELECT md5(ROW(r.*)::text) AS h FROM ONLY public.t AS r)"));
     assert_null(strstr(sql, "ORDER BY"));
-    assert_int_equal(mig_table_check_sql("public.t", true, sql, 40), -ENOSPC);
+    assert_int_equal(mig_table_check_sql("public.t", MIG_DIGEST_MD5, sql, 40), -ENOSPC);
+    /* the cheaper digest: one row text, one 64-bit hash per row, an exact (numeric) sum */
+    assert_int_equal(mig_table_check_sql("public.t", MIG_DIGEST_HASH64, sql, sizeof(sql)), 0);
+    assert_string_equal(sql, "SELECT count(*), coalesce(sum(hashtextextended(ROW(r.*)::text, 0)), "
+                             "0)::text FROM ONLY public.t AS r");
+    assert_int_equal(mig_table_check_sql("public.t", MIG_DIGEST_HASH64, sql, 40), -ENOSPC);
+    /* which digest: none without --verify checksums, md5 for a PostgreSQL 10 source */
+    assert_int_equal(mig_digest_for(false, 150000), MIG_DIGEST_NONE);
+    assert_int_equal(mig_digest_for(true, 150004), MIG_DIGEST_HASH64);
+    assert_int_equal(mig_digest_for(true, 110000), MIG_DIGEST_HASH64);
+    assert_int_equal(mig_digest_for(true, 100023), MIG_DIGEST_MD5);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-/* Unit tests of the migration job rows in the SQLite store (schema version 3). */
+/* Unit tests of the migration job rows in the SQLite store (schema versions 3 and 4). */
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,12 +146,83 @@ static void test_old_schema_refuses(void **state)
     assert_false(store_migration_get(f->s, 0, &f->m));
 }
 
+static void test_online_fields(void **state)
+{
+    struct fx *f = *state;
+    struct store_migration *m = &f->m;
+    int64_t id = 0, dump_id = 0;
+    assert_true(store_migration_start(f->s, 1, "postgres://a@h/d", "d", "dump", 7, &dump_id));
+    assert_true(store_migration_get(f->s, dump_id, m));
+    assert_int_equal(m->lag_bytes, -1); /* not applicable */
+    assert_int_equal(m->cutover_ms, -1);
+    assert_string_equal(m->repl_name, "");
+
+    assert_true(store_migration_start(f->s, 2, "postgres://a@h/d", "d", "online", 7, &id));
+    assert_true(store_migration_repl_name(f->s, id, "pgwarden_mig_2"));
+    assert_true(store_migration_lag(f->s, id, 5000, 123456789012LL));
+    assert_true(store_migration_get(f->s, id, m));
+    assert_string_equal(m->mode, "online");
+    assert_string_equal(m->repl_name, "pgwarden_mig_2");
+    assert_int_equal(m->lag_bytes, 123456789012LL);
+    assert_int_equal(m->updated_ms, 5000);
+    assert_true(store_migration_lag(f->s, id, 6000, -42)); /* unknown */
+    assert_true(store_migration_get(f->s, id, m));
+    assert_int_equal(m->lag_bytes, -1);
+
+    /* a transition only happens from the expected state, and records the pid */
+    bool changed = true;
+    assert_true(store_migration_transition(f->s, id, 7000, "streaming", "cutover", 99, &changed));
+    assert_false(changed); /* still in preflight */
+    assert_true(store_migration_transition(f->s, id, 7000, "preflight", "streaming", 98, &changed));
+    assert_true(changed);
+    assert_true(store_migration_transition(f->s, id, 8000, "streaming", "cutover", 99, &changed));
+    assert_true(changed);
+    assert_true(store_migration_transition(f->s, id, 8001, "streaming", "cutover", 100, &changed));
+    assert_false(changed); /* a second cutover loses */
+    assert_true(store_migration_cutover_ms(f->s, id, 2345));
+    assert_true(store_migration_get(f->s, id, m));
+    assert_string_equal(m->state, "cutover");
+    assert_int_equal(m->pid, 99);
+    assert_int_equal(m->updated_ms, 8000);
+    assert_int_equal(m->cutover_ms, 2345);
+    /* the other job is untouched */
+    assert_true(store_migration_get(f->s, dump_id, m));
+    assert_int_equal(m->lag_bytes, -1);
+    assert_string_equal(m->state, "preflight");
+}
+
+/* A store at schema version 3 with a job gets the version-4 columns with their defaults. */
+static void test_upgrade_from_v3(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/pgw-migstore-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->s = store_open_with_migrations(f->dir, store_schema_migrations(), 3, f->err, sizeof(f->err));
+    assert_non_null(f->s);
+    int64_t id = 0;
+    assert_true(store_migration_start(f->s, 1, "postgres://a@h/d", "d", "dump", 1, &id));
+    assert_false(store_migration_lag(f->s, id, 2, 10)); /* no column yet */
+    store_close(f->s);
+    f->s = store_open(f->dir, f->err, sizeof(f->err));
+    assert_non_null(f->s);
+    assert_int_equal(store_schema_version(f->s), 4);
+    assert_true(store_migration_get(f->s, id, &f->m));
+    assert_string_equal(f->m.target_db, "d");
+    assert_int_equal(f->m.lag_bytes, -1);
+    assert_int_equal(f->m.cutover_ms, -1);
+    assert_true(store_migration_lag(f->s, id, 2, 10));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_job_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_masked_and_big_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_schema_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_online_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_v3, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,7 +144,7 @@ static void test_open_creates_wal_latest(void **state)
     struct store *s = open_ok(f);
     assert_true(file_exists(f->db));
     assert_string_equal(store_path(s), f->db);
-    assert_int_equal(store_latest_schema_version(), 3);
+    assert_int_equal(store_latest_schema_version(), 4);
     assert_int_equal(store_schema_version(s), store_latest_schema_version());
 
     int64_t id = 0;
@@ -155,7 +155,7 @@ static void test_open_creates_wal_latest(void **state)
     raw_text(f->db, "PRAGMA journal_mode", buf, sizeof(buf));
     assert_string_equal(buf, "wal");
     assert_int_equal(raw_int(f->db, "PRAGMA application_id"), STORE_APPLICATION_ID);
-    assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 4);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
                                     "AND name IN ('events', 'meta', 'samples')"),
                      3);
@@ -517,7 +517,7 @@ static void test_failing_migration_rolls_back(void **state)
     struct fx *f = *state;
     struct store_event ev[2];
     const char *const *all = store_schema_migrations();
-    const char *const bad[] = {all[0], all[1], all[2],
+    const char *const bad[] = {all[0], all[1], all[2], all[3],
                                "CREATE TABLE probe(a);"
                                "INSERT INTO meta(key, value) VALUES('probe', 'x');"
                                "THIS IS NOT SQL;"};
@@ -526,11 +526,11 @@ static void test_failing_migration_rolls_back(void **state)
     add_event(s, 1, "agent_start", NULL);
     store_close(s);
 
-    s = store_open_with_migrations(f->dir, bad, 4, f->err, sizeof(f->err));
+    s = store_open_with_migrations(f->dir, bad, 5, f->err, sizeof(f->err));
     assert_null(s);
-    assert_non_null(strstr(f->err, "schema migration to version 4 failed"));
+    assert_non_null(strstr(f->err, "schema migration to version 5 failed"));
     assert_non_null(strstr(f->err, "syntax error"));
-    assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 4);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE name = 'probe'"), 0);
     assert_int_equal(raw_int(f->db, "SELECT count(*) FROM meta"), 0);
 
@@ -565,7 +565,7 @@ static void test_newer_version_refused(void **state)
     assert_non_null(strstr(f->err, f->db));
     assert_non_null(strstr(f->err, "newer pgwarden"));
     assert_non_null(strstr(f->err, "schema version 7"));
-    assert_non_null(strstr(f->err, "up to version 3"));
+    assert_non_null(strstr(f->err, "up to version 4"));
     assert_int_equal(raw_int(f->db, "PRAGMA user_version"), 7);
 
     /* a test list shorter than the file's version is refused the same way */

@@ -409,6 +409,7 @@ static void test_samples(void **state)
     assert_int_equal(out.status, 200);
     json_t *j = body_json(&out);
     assert_true(json_is_false(json_object_get(j, "available")));
+    assert_null(json_object_get(j, "user")); /* samples carry no identity */
     json_decref(j);
     web_resp_clear(&out);
 
@@ -460,6 +461,51 @@ static void test_samples(void **state)
     }
 }
 
+/* The reads' shared prologue (identified()): who asks first, then the body. */
+static void test_reads_prologue(void **state)
+{
+    struct env *e = *state;
+    struct web_resp out = {0};
+    const char *paths[] = {"/ui/api/session", "/ui/api/state", "/ui/api/samples"};
+    char hdr[] = "Basic Ym9iOnZpZXdwdw=="; /* bob:viewpw */
+    for (size_t i = 0; i < 3; i++) {
+        struct web_request rq = req(e, WEB_GET, paths[i]);
+        web_dash_handle(&e->ctx, &rq, &out);
+        assert_int_equal(out.status, 401);
+        web_resp_clear(&out);
+        rq.authorization = "Basic Ym9iOndyb25n"; /* bob:wrong */
+        web_dash_handle(&e->ctx, &rq, &out);
+        assert_int_equal(out.status, 401);
+        web_resp_clear(&out);
+        rq.authorization = hdr;
+        e->ctx.auth = NULL; /* no user table: nobody gets in */
+        web_dash_handle(&e->ctx, &rq, &out);
+        assert_int_equal(out.status, 403);
+        web_resp_clear(&out);
+        e->ctx.auth = e->a;
+    }
+    struct web_request rq = req(e, WEB_GET, "/ui/api/session");
+    rq.authorization = hdr;
+    web_dash_handle(&e->ctx, &rq, &out);
+    assert_int_equal(out.status, 200);
+    json_t *j = body_json(&out);
+    assert_string_equal(json_string_value(json_object_get(j, "user")), "bob");
+    assert_string_equal(json_string_value(json_object_get(j, "role")), "readonly");
+    assert_int_equal(json_integer_value(json_object_get(j, "users")), 2);
+    assert_true(json_is_false(json_object_get(j, "tls")));
+    assert_int_equal(json_object_size(j), 4); /* the identity only */
+    json_decref(j);
+    web_resp_clear(&out);
+    /* samples without a reader: 503 after the identification */
+    rq = req(e, WEB_GET, "/ui/api/samples");
+    rq.authorization = hdr;
+    e->ctx.dash = NULL;
+    web_dash_handle(&e->ctx, &rq, &out);
+    assert_int_equal(out.status, 503);
+    web_resp_clear(&out);
+    e->ctx.dash = e->dash;
+}
+
 int main(void)
 {
     log_setup(LOG_LVL_ERROR, "test");
@@ -473,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_login_origin_and_tls, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_state, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_samples, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_prologue, env_setup, env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* pgwarden dashboard script: login, live state (polled every second), SVG pictures, events,
- * operations behind confirmations, and the dynamic config editor. Hand-written, no framework. */
+ * migration progress, operations behind confirmations, and the dynamic config editor.
+ * Hand-written, no framework. */
 'use strict';
 (() => {
-  const POLL_MS = 1000, EVENTS_MS = 3000, SAMPLES_MS = 60000, WINDOW_MS = 15 * 60 * 1000;
+  const POLL_MS = 1000, EVENTS_MS = 3000, SAMPLES_MS = 60000, WINDOW_MS = 15 * 60 * 1000, MIG_IDLE_MS = 5000;
   const NS = 'http://www.w3.org/2000/svg';
   const COLORS = ['#1f6feb', '#d2691e', '#2da44e', '#a371f7', '#cf222e', '#0e8a9a', '#9a6700'];
   const $ = (s, r = document) => r.querySelector(s);
@@ -33,6 +34,8 @@
     return '';
   }
 
+  let leaving = false; /* logging out: the page navigates once, not again on a poll's 401 */
+
   /* fetch with the CSRF header; {status, ok, data} where data is JSON or text. */
   async function api(method, path, body) {
     const headers = { 'X-CSRF-Token': cookie('pgw_csrf') };
@@ -47,8 +50,10 @@
     const text = await r.text();
     let data = text;
     try { data = text ? JSON.parse(text) : null; } catch (e) { /* plain text answer */ }
-    if (r.status === 401 && path.startsWith('/ui/api/') && document.body.dataset.page === 'main')
+    if (r.status === 401 && path.startsWith('/ui/api/') && document.body.dataset.page === 'main' && !leaving) {
+      leaving = true;
       location.replace('/ui/login');
+    }
     return { status: r.status, ok: r.ok, data };
   }
 
@@ -308,6 +313,94 @@
       h('thead', null, h('tr', null, h('th', { cls: 'num', text: 'Timeline' }), h('th', { cls: 'num', text: 'Switch LSN' }),
         h('th', { text: 'Reason' }), h('th', { text: 'Time' }), h('th', { text: 'New leader' }))),
       h('tbody', null, ...rows))));
+  }
+
+  /* ---- migration: the newest `pgwarden migrate` job of this node (GET /migrations) ---- */
+  const PHASES = {
+    dump: ['preflight', 'dump', 'restore', 'verify', 'finish'],
+    online: ['preflight', 'schema', 'copy', 'streaming', 'cutover', 'verify', 'finish'],
+  };
+  function duration(sec) {
+    if (typeof sec !== 'number' || !isFinite(sec) || sec < 0) return '—';
+    const t = Math.round(sec), p2 = (n) => String(n).padStart(2, '0');
+    const hh = Math.floor(t / 3600), mm = Math.floor(t / 60) % 60;
+    return (hh ? hh + ':' + p2(mm) : mm) + ':' + p2(t % 60);
+  }
+
+  function setBar(id, frac, text) {
+    const bar = $('#' + id), v = Math.max(0, Math.min(100, Math.floor(100 * frac)));
+    bar.setAttribute('aria-valuenow', v);
+    bar.setAttribute('aria-valuetext', v + '%, ' + text);
+    $('i', bar).style.width = v + '%'; /* CSSOM: allowed by the CSP */
+    $('#' + id + '-t').textContent = v + '% · ' + text;
+  }
+
+  function migResult(m) {
+    const v = m.verification;
+    if (m.state === 'done') {
+      return 'Done in ' + duration(m.elapsed_ms / 1000) + ': ' + (v ? 'verified ' + v.tables + ' tables, ' +
+        Number(v.rows).toLocaleString() + ' rows identical' + (v.checksums ? ' (with row checksums)' : '')
+        : 'copied') + '. Database ' + m.target_db + ' is ready.';
+    }
+    if (m.state === 'failed') {
+      return 'Failed: ' + (m.error || 'no reason recorded') + (v && v.differences ? ' (' + v.differences + ' differences)' : '');
+    }
+    if (m.state === 'interrupted') {
+      return `Interrupted: the migrate process (pid ${m.pid}) ended during ${m.phase} without finishing; ` +
+        'the next pgwarden migrate marks it failed and drops its staging database.';
+    }
+    const cutover = `pgwarden migrate cutover --id ${m.id}`;
+    if (m.detached) {
+      return m.phase === 'copy' || m.phase === 'streaming'
+        ? `The replication runs in the cluster with no pgwarden process watching it (pid ${m.pid} ended): ` +
+          `figures as of ${when(m.updated_ms)}. Next: stop the application's writes, then ${cutover}.`
+        : `The cutover (pid ${m.pid}) ended without finishing: run ${cutover} again.`;
+    }
+    if (m.phase === 'streaming') return `Streaming. Next: stop the application's writes, then ${cutover}.`;
+    return '';
+  }
+
+  function renderMigration(m) {
+    const sec = $('#mig');
+    sec.hidden = !m;
+    if (!m) return;
+    sec.dataset.state = m.state;
+    sec.dataset.id = m.id;
+    const online = m.mode === 'online';
+    const pill = $('#mig-state');
+    pill.className = 'pill ' + (m.state === 'done' ? 'ok' : m.running ? 'warn' : 'bad');
+    pill.textContent = m.running ? m.state + (m.detached ? ' · detached' : ' · running') : m.state;
+    $('#mig-what').textContent = `#${m.id}: ${m.source} → database ${m.target_db} (${online
+      ? 'online, logical replication' : 'dump and restore'}), started ${when(m.started_ms)}`;
+    const phases = PHASES[online ? 'online' : 'dump'];
+    const at = m.phase === 'done' ? phases.length : phases.indexOf(m.phase);
+    fill($('#mig-steps'), ...phases.map((p, i) => h('li', { cls: i < at ? 'past' : i === at ? 'now' : null,
+      'aria-current': i === at ? 'step' : null, text: p })));
+    $('#mig-bytes-row').hidden = !(m.bytes_total > 0);
+    if (m.bytes_total > 0) setBar('mig-bytes', m.bytes_done / m.bytes_total, bytes(m.bytes_done) + ' of ' + bytes(m.bytes_total));
+    $('#mig-tables-row').hidden = !(m.tables_total > 0);
+    if (m.tables_total > 0) setBar('mig-tables', m.tables_done / m.tables_total, m.tables_done + ' of ' + m.tables_total + ' tables');
+    const kv = [['Phase', m.phase],
+      [m.finished ? 'Average rate' : 'Rate', typeof m.rate_bps === 'number' ? bytes(m.rate_bps) + '/s' : '—'],
+      ['Time left', m.running ? duration(m.eta_s) : '—'], ['Elapsed', duration(m.elapsed_ms / 1000)]];
+    if (online) kv.push(['Replication lag', typeof m.lag_bytes === 'number' ? bytes(m.lag_bytes) : '—']);
+    if (typeof m.cutover_ms === 'number') kv.push(['Cutover downtime', (m.cutover_ms / 1000).toFixed(1) + ' s']);
+    fill($('#mig-kv'), ...kv.map(([k, v]) => h('div', null, h('dt', { text: k }), h('dd', { 'data-k': k, text: v }))));
+    const res = $('#mig-result');
+    res.className = m.state === 'done' ? 'ok' : m.running ? '' : 'bad'; /* detached: a note, not an error */
+    res.textContent = migResult(m);
+  }
+
+  /* Every second while a job runs, else every MIG_IDLE_MS (to notice a new one). */
+  async function migrationsLoop() {
+    const r = await api('GET', '/migrations?limit=1');
+    let running = false;
+    if (r.ok && r.data && Array.isArray(r.data.migrations)) {
+      const m = r.data.migrations[0] || null;
+      renderMigration(m);
+      running = !!(m && m.running && !m.detached);
+    }
+    setTimeout(migrationsLoop, running ? POLL_MS : MIG_IDLE_MS);
   }
 
   /* ---- charts (hand-drawn SVG line charts) ---- */
@@ -628,12 +721,14 @@
     $('#etext').addEventListener('input', renderEvents);
     $('#emore').addEventListener('click', () => loadEvents(true));
     $('#logout').addEventListener('click', async () => {
+      leaving = true;
       await api('POST', '/ui/api/logout');
       location.replace('/ui/login');
     });
     poll();
     eventsLoop();
     loadSamples();
+    migrationsLoop();
   }
 
   document.addEventListener('DOMContentLoaded', () => {
