@@ -42,32 +42,9 @@ void web_migs_free(struct web_migs *m)
     free(m);
 }
 
-bool web_mig_pid_alive(int64_t pid)
-{
-    return pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
 static bool finished_state(const char *state)
 {
     return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0;
-}
-
-bool web_mig_online_lives(const struct store_migration *m)
-{
-    static const char *const live[] = {"copy", "streaming", "cutover", "verify", "finish"};
-    if (strcmp(m->mode, "online") != 0)
-        return false;
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-        if (strcmp(m->state, live[i]) == 0)
-            return true;
-    return false;
-}
-
-const char *web_mig_shown_state(const struct store_migration *m, bool alive)
-{
-    if (finished_state(m->state) || web_mig_online_lives(m))
-        return m->state;
-    return alive ? m->state : "interrupted";
 }
 
 void web_mig_pick_basis(struct web_mig_seen *seen, const struct store_migration *m,
@@ -162,7 +139,7 @@ json_t *web_mig_json(const struct store_migration *m, bool alive, const struct w
     log_redact(m->source, source, sizeof(source)); /* stored without password; kept so */
     log_redact(m->error, error, sizeof(error));
     bool finished = finished_state(m->state);
-    bool running = !finished && (alive || web_mig_online_lives(m));
+    bool running = !finished && (alive || mig_job_online_lives(m));
     bool online = strcmp(m->mode, "online") == 0;
     struct web_mig_basis start = {m->started_ms, 0, 0};
     double rate = -1;
@@ -178,7 +155,7 @@ json_t *web_mig_json(const struct store_migration *m, bool alive, const struct w
                                              : m->updated_ms;
     json_t *o = json_pack(
         "{s:I,s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:I,s:s,s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:I,s:I,s:I,s:i}",
-        "id", (json_int_t)m->id, "mode", m->mode, "state", web_mig_shown_state(m, alive), "phase",
+        "id", (json_int_t)m->id, "mode", m->mode, "state", mig_job_shown_state(m, alive), "phase",
         m->state, "running", running, "alive", !finished && alive, "detached", running && !alive,
         "finished", finished, "pid", (json_int_t)m->pid, "source", source, "target_db",
         m->target_db, "staging_db", m->staging_db, "started_ms", (json_int_t)m->started_ms,
@@ -246,7 +223,7 @@ void web_migs_get(struct web_migs *m, const char *limit, int64_t now_wall_ms, st
     for (int i = 0; list && i < n; i++) {
         if (!store_migration_get(m->store, ids[i], &m->m))
             continue; /* gone since (or unreadable: the next request reopens) */
-        bool alive = !finished_state(m->m.state) && web_mig_pid_alive(m->m.pid);
+        bool alive = !finished_state(m->m.state) && mig_pid_alive(m->m.pid);
         struct web_mig_basis b;
         if (i == 0)
             web_mig_pick_basis(&m->seen, &m->m, &b);

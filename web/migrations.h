@@ -44,27 +44,13 @@ struct web_mig_seen {
     bool from_start; /* the phase change itself was seen: `at` is (close to) its start */
 };
 
-/* True if process pid exists, also when it belongs to another user (EPERM): the rule of
- * `pgwarden migrate status` (agent/migrate/status.c). */
-bool web_mig_pid_alive(int64_t pid);
-
-/* An online job whose replication runs in the cluster (copy, streaming) or whose cutover can be
- * run again (cutover, verify, finish): it goes on without a process watching it. */
-bool web_mig_online_lives(const struct store_migration *m);
-
-/* The state to show: "done" and "failed" as stored, and the phase of an online job that lives
- * (above); otherwise the phase while the job's process lives, "interrupted" once it is gone
- * without finishing. The rule of `pgwarden migrate status` (agent/migrate/status.c, where its
- * helpers are static). */
-const char *web_mig_shown_state(const struct store_migration *m, bool alive);
-
 /* Records job m in seen and gives the basis of its rate: the phase as watched by this reader
  * once it saw the phase begin or watched it for WEB_MIGS_OBSERVE_MS, else the job's start
  * (started_ms, nothing done), the estimate of a first look. Pure. */
 void web_mig_pick_basis(struct web_mig_seen *seen, const struct store_migration *m,
                         struct web_mig_basis *out);
 
-/* One job as JSON: id, mode, state (web_mig_shown_state), phase (as stored), running (not
+/* One job as JSON: id, mode, state (mig_job_shown_state), phase (as stored), running (not
  * finished, and its process alive or an online job that lives), alive (its process), detached
  * (running without a process), finished, pid, source (no password), target_db, staging_db,
  * started_ms, updated_ms,

@@ -294,7 +294,7 @@ static int claim(struct cut *c, const char *cmd, const char *to)
         return job_fail(j, MIG_EXIT_FAILED,
                         "migration %" PRId64 " is in %s by process %" PRId64 ": wait for it", m->id,
                         m->state, m->pid);
-    if (!job_online_lives(m) && strcmp(cmd, "cutover") == 0)
+    if (!mig_job_online_lives(m) && strcmp(cmd, "cutover") == 0)
         return job_fail(j, MIG_EXIT_FAILED,
                         "migration %" PRId64 " was interrupted while being set up (%s): run "
                         "`pgwarden migrate abort` and start again",

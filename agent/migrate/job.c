@@ -207,7 +207,7 @@ static void adopt_stale(struct job *j)
     if (!m)
         return;
     if (store_migration_get(j->st, 0, m) && !job_final_state(m->state) && !job_pid_alive(m->pid) &&
-        !job_online_lives(m)) {
+        !mig_job_online_lives(m)) {
         char msg[256];
         snprintf(msg, sizeof(msg),
                  "interrupted: the migrate process (pid %" PRId64 ") ended during %s", m->pid,

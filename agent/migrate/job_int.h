@@ -134,9 +134,6 @@ void job_cleanup_staging(struct job *j);
 
 /* online mode (online.c): the `--online` process; its exit status */
 int job_online_main(struct job *j);
-/* An online job that lives without its process (replication set up, or a cutover to
- * re-run): not to be marked failed as a dead dump job is. */
-bool job_online_lives(const struct store_migration *m);
 /* Shared by online.c and cutover.c */
 int job_connect_db(struct job *j, const char *db, const char *suffix, PGconn **out);
 /* Source lag of the slot in bytes (-1: unknown); 0 or -errno with err. */

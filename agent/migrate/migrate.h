@@ -207,6 +207,18 @@ struct mig_progress {
     double rate_bps;
 };
 
+/* ---- which state a recorded job is shown in (migrate status, the dashboard) ---- */
+struct store_migration;
+/* True if process pid exists, also when it belongs to another user (EPERM). */
+bool mig_pid_alive(int64_t pid);
+/* An online job whose replication runs in the cluster (copy, streaming) or whose cutover can be
+ * run again (cutover, verify, finish): it goes on without a process watching it. */
+bool mig_job_online_lives(const struct store_migration *m);
+/* The state to show: "done" and "failed" as stored, and the phase of an online job that lives
+ * (above); otherwise the phase while the job's process is alive, "interrupted" once it is gone
+ * without finishing. */
+const char *mig_job_shown_state(const struct store_migration *m, bool alive);
+
 /* Starts a phase (zeroes the counters, totals and the rate). */
 void mig_progress_phase(struct mig_progress *p, enum mig_phase ph, uint64_t now_ms);
 /* Records bytes_done at now_ms and updates the rate (exponential smoothing over samples at

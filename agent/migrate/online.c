@@ -38,17 +38,6 @@ static const char nokey_sql[] =
                                              "'d' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE "
                                              "i.indrelid = c.oid AND i.indisprimary))) ORDER BY 1";
 
-bool job_online_lives(const struct store_migration *m)
-{
-    static const char *const live[] = {"copy", "streaming", "cutover", "verify", "finish"};
-    if (strcmp(m->mode, "online") != 0)
-        return false;
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-        if (strcmp(m->state, live[i]) == 0)
-            return true;
-    return false;
-}
-
 int job_connect_db(struct job *j, const char *db, const char *suffix, PGconn **out)
 {
     char ci[CONNINFO_CAP], err[1024];

@@ -18,11 +18,6 @@
 
 extern char **environ;
 
-static bool alive(int64_t pid)
-{
-    return pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
 static char *iso(int64_t ms, char *out, size_t cap)
 {
     if (ms <= 0) {
@@ -36,26 +31,10 @@ static char *iso(int64_t ms, char *out, size_t cap)
     return out;
 }
 
-/* An online job whose replication runs in the cluster (or whose cutover can be re-run). */
-static bool online_lives(const struct store_migration *m)
-{
-    static const char *const live[] = {"copy", "streaming", "cutover", "verify", "finish"};
-    if (strcmp(m->mode, "online") != 0)
-        return false;
-    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-        if (strcmp(m->state, live[i]) == 0)
-            return true;
-    return false;
-}
-
 /* The state to show: a job whose process is gone without finishing was interrupted. */
 static const char *shown_state(const struct store_migration *m)
 {
-    if (strcmp(m->state, "done") == 0 || strcmp(m->state, "failed") == 0)
-        return m->state;
-    if (online_lives(m))
-        return m->state; /* the replication runs in the cluster, with or without a watcher */
-    return alive(m->pid) ? m->state : "interrupted";
+    return mig_job_shown_state(m, mig_pid_alive(m->pid));
 }
 
 static void print_json(const struct store_migration *m)
@@ -109,14 +88,14 @@ static void print_text(const struct store_migration *m)
         char lag[48];
         printf("  lag       %s (as of %s)%s\n", mig_fmt_lag(m->lag_bytes, lag, sizeof(lag)),
                iso(m->updated_ms, b, sizeof(b)),
-               alive(m->pid) ? "" : "; the --online process is not running (detached)");
+               mig_pid_alive(m->pid) ? "" : "; the --online process is not running (detached)");
         printf("  next      stop the application's writes, then `pgwarden migrate cutover --id "
                "%" PRId64 "` (or `pgwarden migrate abort --id %" PRId64 "`)\n",
                m->id, m->id);
     }
     if (online && m->cutover_ms >= 0)
         printf("  cutover   %.2f s (the application's downtime)\n", (double)m->cutover_ms / 1000);
-    if (online && !alive(m->pid) &&
+    if (online && !mig_pid_alive(m->pid) &&
         (strcmp(m->state, "cutover") == 0 || strcmp(m->state, "verify") == 0 ||
          strcmp(m->state, "finish") == 0))
         printf("  note      the cutover (pid %" PRId64 ") ended without finishing: run `pgwarden "

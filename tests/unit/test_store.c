@@ -20,39 +20,7 @@
 
 #include "agent/store.h"
 
-struct fx {
-    char dir[64];
-    char db[128];
-    char err[1024];
-};
-
-static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/pgw-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/%s", f->dir, STORE_DB_NAME);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    chmod(f->dir, 0700);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return 0;
-}
+#include "store_fixture.h"
 
 /* ---- raw SQLite access to the file, independent of the store ---- */
 

@@ -13,6 +13,7 @@
 #include "agent/store.h"
 #include "platform/log.h"
 #include "web/dash.h"
+#include "agent/migrate/migrate.h"
 #include "web/migrations.h"
 #include "web/routes.h"
 
@@ -64,48 +65,48 @@ static void test_shown_state(void **state)
 {
     (void)state;
     struct store_migration *m = job("dump", "restore");
-    assert_string_equal(web_mig_shown_state(m, true), "restore");
-    assert_string_equal(web_mig_shown_state(m, false), "interrupted");
+    assert_string_equal(mig_job_shown_state(m, true), "restore");
+    assert_string_equal(mig_job_shown_state(m, false), "interrupted");
     snprintf(m->state, sizeof(m->state), "done");
-    assert_string_equal(web_mig_shown_state(m, false), "done");
+    assert_string_equal(mig_job_shown_state(m, false), "done");
     snprintf(m->state, sizeof(m->state), "failed");
-    assert_string_equal(web_mig_shown_state(m, true), "failed");
+    assert_string_equal(mig_job_shown_state(m, true), "failed");
     /* an online job streams in the cluster with or without its process, not before */
     snprintf(m->mode, sizeof(m->mode), "online");
     const char *lives[] = {"copy", "streaming", "cutover", "verify", "finish"};
     for (size_t i = 0; i < 5; i++) {
         snprintf(m->state, sizeof(m->state), "%s", lives[i]);
-        assert_true(web_mig_online_lives(m));
-        assert_string_equal(web_mig_shown_state(m, false), lives[i]);
+        assert_true(mig_job_online_lives(m));
+        assert_string_equal(mig_job_shown_state(m, false), lives[i]);
     }
     const char *not_yet[] = {"preflight", "schema"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(m->state, sizeof(m->state), "%s", not_yet[i]);
-        assert_false(web_mig_online_lives(m));
-        assert_string_equal(web_mig_shown_state(m, false), "interrupted");
-        assert_string_equal(web_mig_shown_state(m, true), not_yet[i]);
+        assert_false(mig_job_online_lives(m));
+        assert_string_equal(mig_job_shown_state(m, false), "interrupted");
+        assert_string_equal(mig_job_shown_state(m, true), not_yet[i]);
     }
     snprintf(m->mode, sizeof(m->mode), "dump");
     snprintf(m->state, sizeof(m->state), "verify");
-    assert_false(web_mig_online_lives(m));
-    assert_string_equal(web_mig_shown_state(m, false), "interrupted");
+    assert_false(mig_job_online_lives(m));
+    assert_string_equal(mig_job_shown_state(m, false), "interrupted");
     free(m);
 }
 
 static void test_pid_alive(void **state)
 {
     (void)state;
-    assert_true(web_mig_pid_alive(getpid()));
-    assert_true(web_mig_pid_alive(1)); /* another user's process (EPERM) still counts */
-    assert_false(web_mig_pid_alive(0));
-    assert_false(web_mig_pid_alive(-5));
-    assert_false(web_mig_pid_alive((int64_t)1 << 40));
+    assert_true(mig_pid_alive(getpid()));
+    assert_true(mig_pid_alive(1)); /* another user's process (EPERM) still counts */
+    assert_false(mig_pid_alive(0));
+    assert_false(mig_pid_alive(-5));
+    assert_false(mig_pid_alive((int64_t)1 << 40));
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0)
         _exit(0);
     assert_int_equal(waitpid(child, NULL, 0), child);
-    assert_false(web_mig_pid_alive(child)); /* reaped: gone */
+    assert_false(mig_pid_alive(child)); /* reaped: gone */
 }
 
 static void test_interrupted_job(void **state)
