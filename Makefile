@@ -166,16 +166,32 @@ integration-asan: build/asan/pgwarden tools
 lint:
 	tests/lint.sh
 
+# Reference docs generated from the tables in the code (issue #10): tools/docgen.c prints them
+# from libpgwarden's tables, tools/gendocs.sh writes docs/*.md and README.md's generated blocks.
+# docs-check (part of lint) regenerates into a temporary folder and fails on any difference.
+.PHONY: docs docs-check
+build/dev/docgen: tools/docgen.c build/dev/libpgwarden.a
+	$(CC_amd64) $(BASE_CFLAGS) $(DEV_CFLAGS) -isystem $(SYSROOT_amd64)/include $< \
+	  build/dev/libpgwarden.a -o $@ -L$(SYSROOT_amd64)/lib $(DEP_LIBS)
+docs: build/dev/docgen
+	tools/gendocs.sh build/dev/docgen write
+docs-check: build/dev/docgen
+	tools/gendocs.sh build/dev/docgen check
+
 # The dashboard in Debian's Chromium against a three-node cluster (issue #7); screenshots in
 # build/results/screenshots/, checks in build/results/browser.json.
 browser: build/dev/pgwarden
 	tests/run-browser.sh build/dev/pgwarden
 
-# Forwarder benchmark (issue #5): pgbench -S (persistent and -C) and single-client latency directly,
-# through the pgwarden forwarder and through HAProxy 2.6 (mode tcp), interleaved, medians of 5;
-# proxy RSS with 1,000 idle clients. Writes build/results/proxy_bench.json. Options: see --help.
-bench: build/dev/pgwarden
-	/usr/bin/python3 tests/bench/proxy_bench.py
+# The benchmark report (issue #10): write unavailability (tests/bench/ha_figures.py), forwarder vs
+# HAProxy vs direct (tests/bench/proxy_bench.py), REST API throughput (bench-api) and footprint
+# (tests/bench/footprint.py: static binary sizes, RSS and idle CPU per process), with shorter proxy
+# runs and fewer sync-mode kills than the standalone benches (~15 min). Writes
+# build/results/bench.{md,json} and bench-*.svg.
+# BENCH_ARGS="--only proxy,api --reuse ..." (see tests/bench/report.py --help).
+BENCH_ARGS ?=
+bench: build/dev/pgwarden tools
+	/usr/bin/python3 tests/bench/report.py $(BENCH_ARGS)
 
 # REST API figure (issue #6): wrk against GET /primary, requests/s, p99, web RSS (needs wrk).
 bench-api: build/dev/pgwarden tools

@@ -19,5 +19,9 @@ fi
 for f in "${files[@]}"; do
   head -n1 "$f" | grep -q '^/\* ' || { echo "lint: $f: first line must be a one-line role comment"; status=1; }
 done
+# Generated references (docs/*.md, README.md's generated blocks) must match the code's tables.
+if ! make --no-print-directory -s docs-check; then
+  echo "lint: docs-check failed: README.md or docs/ are stale (run: make docs), or docgen did not build"; status=1
+fi
 [ "$status" -eq 0 ] && echo "lint: OK (${#files[@]} files)"
 exit "$status"
