@@ -34,7 +34,10 @@ static const char status_sql[] =
     "  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,"
     " pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(),"
     " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,"
-    " (SELECT timeline_id FROM pg_control_checkpoint()),"
+    /* a standby's timeline: its last restartpoint's, or the later one its minimum recovery
+     * point is on (pg_rewind sets it on the new timeline; replay moves it forward) */
+    " greatest((SELECT timeline_id FROM pg_control_checkpoint()),"
+    "  (SELECT min_recovery_end_timeline FROM pg_control_recovery())),"
     " current_setting('data_checksums'),"
     " r.status, r.received_tli, r.sender_host, r.sender_port, r.slot_name,"
     " (SELECT count(*) > 0 FROM pg_settings WHERE pending_restart),"
@@ -84,9 +87,9 @@ int pg_status_query(const struct pg_instance *pg, struct pg_status *st, struct p
         pgi_get_str(r, 0, 17, st->sync_standby_names, sizeof(st->sync_standby_names));
         if (st->in_recovery) {
             st->wal_lsn = st->receive_lsn > st->replay_lsn ? st->receive_lsn : st->replay_lsn;
-            /* The last checkpoint's timeline lags a standby that already follows a new one;
-             * WAL received on a later timeline means the standby is on it, streaming now or
-             * not (a walreceiver reconnecting after a failover). */
+            /* The checkpoint's (or minimum recovery point's) timeline lags a standby that
+             * already follows a new one; WAL received on a later timeline means the standby is
+             * on it, streaming now or not (a walreceiver reconnecting after a failover). */
             st->timeline = (uint32_t)(recv_tli > ckpt_tli ? recv_tli : ckpt_tli);
         } else {
             st->wal_lsn = cur;

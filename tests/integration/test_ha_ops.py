@@ -111,6 +111,10 @@ def test_rejoin_with_pg_rewind_after_divergence(etcd, ha_cluster):
         wait_rows(n, 11, 60)
     assert query(leader, "SELECT count(*) FROM t WHERE id = 999")[0][0] == 0
     assert in_recovery(leader) is True
+    # once rewound and following, the standby is not judged diverged again (its checkpoint's
+    # timeline is still the old one right after pg_rewind) and restarted
+    checks = [r.get("diverged") for r in leader.find_records(msg="divergence checked")]
+    assert checks.count("yes") == 1, checks
 
 
 # ten failovers in a row: more than the default watchdog on a loaded machine or an ASan build
