@@ -602,12 +602,12 @@ static int promote(struct elector *e)
         old_tli = st.timeline - 1;
     log_info("promoted", "previous_timeline=%u lsn=%lld", old_tli, (long long)lsn);
     elector_pg_event(e, "promoted");
+    if (old_tli > 0)
+        write_history(e, old_tli, lsn);
     /* the replicas follow us at once: their slots must exist before their walreceivers ask
      * (a missing slot costs them wal_retrieve_retry_interval, 5 s, per attempt) */
     if (slots_sync(e) < 0)
         log_warn("promoted, but the replication slots are not all in place yet");
-    if (old_tli > 0)
-        write_history(e, old_tli, lsn);
     return 0;
 }
 

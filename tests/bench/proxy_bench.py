@@ -55,34 +55,13 @@ sys.path.insert(0, str(REPO / "tests/bench"))
 
 import conftest as C  # noqa: E402  (the integration harness: etcd, nodes, /proc helpers)
 import ha_figures as H  # noqa: E402  (its three-node Cluster)
+from proxyutil import HAPROXY_PATRONI_CFG  # noqa: E402
 
 import psycopg2  # noqa: E402
 
 PGBENCH = str(C.PG_BINDIR / "pgbench")
 TARGETS = ("direct", "pgwarden", "haproxy")
 IDLE_PG_MAX_CONNECTIONS = 1200
-
-HAPROXY_CFG = """# The standard HAProxy configuration for Patroni, mode tcp, checked against each
-# node's REST API (pgwarden's /primary answers as Patroni's does).
-global
-    maxconn 100
-
-defaults
-    mode tcp
-    retries 2
-    timeout client 30m
-    timeout connect 4s
-    timeout server 30m
-    timeout check 5s
-
-listen batman
-    bind 127.0.0.1:{port}
-    option httpchk OPTIONS /primary
-    http-check expect status 200
-    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
-{servers}
-"""
-
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -134,7 +113,7 @@ def start_haproxy(work, nodes, leader):
     cfg = work / "haproxy.cfg"
     servers = "\n".join(f"    server postgresql_{n.name} 127.0.0.1:{H.pg_port(n)} maxconn 100 "
                         f"check port {n.ports['web']}" for n in nodes)
-    C.write_file(cfg, HAPROXY_CFG.format(port=port, servers=servers))
+    C.write_file(cfg, HAPROXY_PATRONI_CFG.format(port=port, servers=servers))
     proc = C.Proc("haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"], work / "haproxy.log")
     proc.start()
     C.wait_until(lambda: C.port_accepts(port), 15, "haproxy listening", 0.1)

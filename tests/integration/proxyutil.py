@@ -12,6 +12,28 @@ from conftest import PG_BINDIR, descendants_of, pid_alive, psycopg2_connect, wai
 
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
 
+# The standard HAProxy configuration for Patroni (mode tcp, OPTIONS /primary health checks on
+# each node's REST port): {port} is HAProxy's, {servers} the `server ... check port` lines.
+HAPROXY_PATRONI_CFG = """global
+    maxconn 100
+
+defaults
+    log global
+    mode tcp
+    retries 2
+    timeout client 30m
+    timeout connect 4s
+    timeout server 30m
+    timeout check 5s
+
+listen batman
+    bind 127.0.0.1:{port}
+    option httpchk OPTIONS /primary
+    http-check expect status 200
+    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
+{servers}
+"""
+
 
 def startup_packet(user="postgres", database="postgres"):
     body = struct.pack("!I", 196608) + b"".join(

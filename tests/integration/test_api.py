@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import Proc, free_port, psycopg2_connect, vm_rss_kib, wait_until, write_file
+from proxyutil import HAPROXY_PATRONI_CFG
 from test_ha_cluster import (HA, SU_PW, bootstrap, ha_cluster,  # noqa: F401 (fixture)
                              leader_name, pg_port, postmaster_pid, wait_caught_up,
                              wait_primary)
@@ -283,27 +284,6 @@ def test_switchover_needs_basic_auth(etcd, ha_cluster, pgwarden_node):
     assert hist and hist[-1][4] == cand.name, hist
 
 
-HAPROXY_CFG = """global
-    maxconn 100
-
-defaults
-    log global
-    mode tcp
-    retries 2
-    timeout client 30m
-    timeout connect 4s
-    timeout server 30m
-    timeout check 5s
-
-listen batman
-    bind 127.0.0.1:{port}
-    option httpchk OPTIONS /primary
-    http-check expect status 200
-    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
-{servers}
-"""
-
-
 def via_haproxy(port):
     """(server port, in recovery) of the PostgreSQL that HAProxy's port leads to, or None."""
     try:
@@ -329,7 +309,8 @@ def test_haproxy_follows_the_leader(etcd, ha_cluster, tmp_dir):
     port = free_port()
     servers = "\n".join(f"    server {n.name} 127.0.0.1:{pg_port(n)} maxconn 100 check port "
                         f"{web_addr(n)[1]}" for n in nodes)
-    cfg = write_file(tmp_dir / "haproxy.cfg", HAPROXY_CFG.format(port=port, servers=servers))
+    cfg = write_file(tmp_dir / "haproxy.cfg",
+                     HAPROXY_PATRONI_CFG.format(port=port, servers=servers))
     hap = Proc("haproxy", ["/usr/sbin/haproxy", "-db", "-f", str(cfg)], tmp_dir / "haproxy.log")
     hap.start()
     try:

@@ -177,11 +177,14 @@ def test_ctl_against_a_three_node_cluster(etcd, ha_cluster, pgwarden_cli):
     wait_until(lambda: list_leader(pgwarden_cli, leader) == cand.name, 30,
                "ctl list showing the new leader", 0.5)
 
-    # history: the last line names the new leader
-    r = ctl(pgwarden_cli, leader, "history", "--json")
-    assert r.returncode == 0, r.stderr
-    hist = json.loads(r.stdout)
-    assert hist and hist[-1]["New Leader"] == cand.name, hist
+    # history: the last line names the new leader (written by it just after its promotion,
+    # which may come a moment after the leader key that `ctl list` shows)
+    def last_history():
+        r = ctl(pgwarden_cli, leader, "history", "--json")
+        assert r.returncode == 0, r.stderr
+        hist = json.loads(r.stdout)
+        return hist[-1]["New Leader"] if hist else None
+    wait_until(lambda: last_history() == cand.name, 30, "history naming the new leader", 0.5)
     r = ctl(pgwarden_cli, leader, "history")
     assert cand.name in r.stdout.splitlines()[-2]
 
