@@ -261,8 +261,20 @@ static void wanted_route(struct elector *e, const struct elect_view *v, struct m
     free(m);
 }
 
-/* Sends MSG_ROUTE when the route (or its expiry) changed, MSG_LEASE after each renewal while
- * leader and once when leadership ends. */
+/* Sends MSG_ROUTE when the route (or its expiry) changed. */
+static void publish_route(struct elector *e, const struct elect_view *v)
+{
+    struct msg_route r;
+    wanted_route(e, v, &r);
+    if (!e->route_sent || memcmp(&r, &e->route, sizeof(r)) != 0) {
+        e->route = r;
+        e->route_sent = true;
+        send_msg(e, EP_PROXY, MSG_ROUTE, &r, sizeof(r));
+    }
+}
+
+/* Sends MSG_ROUTE when the route changed, MSG_LEASE after each renewal while leader and once
+ * when leadership ends, and the status snapshot outside a step. */
 static void publish(struct elector *e)
 {
     struct elect_view v;
@@ -281,13 +293,7 @@ static void publish(struct elector *e)
         e->lease_sent_leader = false;
         send_msg(e, EP_SUP, MSG_LEASE, &e->lease_msg, sizeof(e->lease_msg));
     }
-    struct msg_route r;
-    wanted_route(e, &v, &r);
-    if (!e->route_sent || memcmp(&r, &e->route, sizeof(r)) != 0) {
-        e->route = r;
-        e->route_sent = true;
-        send_msg(e, EP_PROXY, MSG_ROUTE, &r, sizeof(r));
-    }
+    publish_route(e, &v);
     if (!e->in_step)
         elector_status_publish(e); /* once per step, not per action */
 }
@@ -465,8 +471,10 @@ static void on_watch(void *arg, const struct etcd_watch_update *u)
         e->dcs_last_seen_s = (int64_t)(clock_wall_ms() / 1000);
     /* The forwarder's route first, from the cache alone (a leader that starts draining must
      * stop getting new clients before the step's PostgreSQL queries), then the step at once:
-     * a deleted leader key is raced for within milliseconds. */
-    publish(e);
+     * a deleted leader key is raced for within milliseconds. The step publishes the rest. */
+    struct elect_view v;
+    elector_build_view(e, &v);
+    publish_route(e, &v);
     step(e);
 }
 
