@@ -1,5 +1,6 @@
 /* SQLite store of one node: opening, PRAGMAs, prepared statements and the data API. */
 #include "agent/store.h"
+#include "agent/store_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -15,22 +16,6 @@
 #include "platform/log.h"
 
 #define LOG_MODULE "store"
-
-enum stmt_id {
-    ST_EVENT_ADD,
-    ST_EVENTS_LIST,
-    ST_EVENTS_LIST_KIND,
-    ST_EVENTS_PRUNE_AGE,
-    ST_EVENTS_PRUNE_COUNT,
-    ST_META_SET,
-    ST_META_GET,
-    ST_SAMPLE_ADD,
-    ST_SAMPLES_PRUNE,
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_COUNT
-};
 
 /* Each statement with the schema version that creates the tables it uses. */
 static const struct {
@@ -60,14 +45,6 @@ static const struct {
     [ST_BEGIN] = {"BEGIN IMMEDIATE", 0},
     [ST_COMMIT] = {"COMMIT", 0},
     [ST_ROLLBACK] = {"ROLLBACK", 0},
-};
-
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST_COUNT]; /* NULL if the schema does not have its tables */
-    char path[1024];
-    struct store_health health; /* writes through step_done() */
-    int64_t changes_at_begin;   /* sqlite3_total_changes64() when the transaction began */
 };
 
 const char *store_path(const struct store *s)
@@ -294,7 +271,7 @@ static void write_error_reason(struct store *s, int rc, char *out, size_t cap)
 
 /* Health of the writes: a failing episode starts with a failed write (logged once) and ends
  * with the next write that reaches the file (a commit that changed rows; logged once). */
-static void note_write(struct store *s, const sqlite3_stmt *st, int rc, const char *what)
+void store_note_write(struct store *s, const sqlite3_stmt *st, int rc, const char *what)
 {
     struct store_health *h = &s->health;
     if (rc == SQLITE_DONE && st == s->st[ST_BEGIN])
@@ -332,7 +309,7 @@ static bool step_done(struct store *s, sqlite3_stmt *st, const char *what)
 {
     int rc = sqlite3_step(st);
     if (st != s->st[ST_ROLLBACK])
-        note_write(s, st, rc, what);
+        store_note_write(s, st, rc, what);
     else if (rc != SQLITE_DONE)
         log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
     stmt_done(st);
@@ -355,7 +332,7 @@ static bool bind_failed(struct store *s, sqlite3_stmt *st, const char *what)
 }
 
 /* Copies a column's text to dst, cut at a UTF-8 character boundary. True if it was cut. */
-static bool copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+bool store_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const char *t = (const char *)sqlite3_column_text(st, col);
     size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
@@ -373,7 +350,7 @@ static bool copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 
 /* log_redact() into a new buffer big enough for any masking ("***" may be longer than the
  * secret it replaces). Returns NULL (logged) on allocation failure. */
-static char *redact_dup(const char *in)
+char *store_redact_dup(const char *in)
 {
     size_t len = strlen(in);
     if (len > (SIZE_MAX - 16) / 2) {
@@ -431,7 +408,7 @@ bool store_event_add(struct store *s, int64_t ts_ms, const char *kind, const cha
         log_error("event without kind", "path=%s", s->path);
         return false;
     }
-    char *detail = redact_dup(detail_json ? detail_json : "{}");
+    char *detail = store_redact_dup(detail_json ? detail_json : "{}");
     if (!detail)
         return false;
     bool ok = false;
@@ -479,9 +456,9 @@ int store_events_list(struct store *s, int64_t before_id, const char *kind_filte
         e->id = sqlite3_column_int64(st, 0);
         e->ts_ms = sqlite3_column_int64(st, 1);
         e->term = sqlite3_column_int64(st, 4);
-        bool cut = copy_text(e->kind, sizeof(e->kind), st, 2);
-        cut |= copy_text(e->member, sizeof(e->member), st, 3);
-        if (copy_text(e->detail, sizeof(e->detail), st, 5)) {
+        bool cut = store_copy_text(e->kind, sizeof(e->kind), st, 2);
+        cut |= store_copy_text(e->member, sizeof(e->member), st, 3);
+        if (store_copy_text(e->detail, sizeof(e->detail), st, 5)) {
             snprintf(e->detail, sizeof(e->detail), "{\"truncated\":true}");
             cut = true;
         }
@@ -541,7 +518,7 @@ bool store_meta_set(struct store *s, const char *key, const char *value)
         log_error("meta_set without key or value", "path=%s", s->path);
         return false;
     }
-    char *v = redact_dup(value);
+    char *v = store_redact_dup(value);
     if (!v)
         return false;
     bool ok = false;
@@ -611,278 +588,4 @@ bool store_sample_add(struct store *s, int64_t ts_ms, const char *member, const 
 bool store_samples_prune(struct store *s, int64_t older_than_ts_ms)
 {
     return delete_with(s, ST_SAMPLES_PRUNE, older_than_ts_ms, "samples_prune");
-}
-
-/* ---- migration jobs ---- */
-
-/* Prepares a one-off statement (migration jobs are written about once a second at most). */
-static sqlite3_stmt *mig_prepare(struct store *s, const char *sql, const char *what)
-{
-    sqlite3_stmt *st = NULL;
-    if (!s) {
-        log_error("no store", "op=%s", what);
-        return NULL;
-    }
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        log_error("cannot prepare statement", "op=%s path=%s err=%s", what, s->path,
-                  sqlite3_errmsg(s->db));
-        return NULL;
-    }
-    return st;
-}
-
-/* Steps a one-off statement that returns no rows and finalizes it. */
-static bool mig_step(struct store *s, sqlite3_stmt *st, const char *what)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE;
-}
-
-bool store_migration_start(struct store *s, int64_t ts_ms, const char *source,
-                           const char *target_db, const char *mode, int64_t pid, int64_t *id_out)
-{
-    const char *what = "migration_start";
-    sqlite3_stmt *st = mig_prepare(s,
-                                   "INSERT INTO migrations(started_ms, updated_ms, pid, mode, "
-                                   "source, target_db, state) VALUES(?1, ?1, ?2, ?3, ?4, ?5, "
-                                   "'preflight')",
-                                   what);
-    if (!st)
-        return false;
-    char *src = redact_dup(source ? source : "");
-    if (!src) {
-        sqlite3_finalize(st);
-        return false;
-    }
-    bool ok = false;
-    if (sqlite3_bind_int64(st, 1, ts_ms) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, pid) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, mode ? mode : "dump", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, src, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 5, target_db ? target_db : "", -1, SQLITE_STATIC) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        goto out;
-    }
-    ok = mig_step(s, st, what);
-    if (ok && id_out)
-        *id_out = sqlite3_last_insert_rowid(s->db);
-out:
-    free(src);
-    return ok;
-}
-
-bool store_migration_staging(struct store *s, int64_t id, const char *staging_db)
-{
-    const char *what = "migration_staging";
-    sqlite3_stmt *st = mig_prepare(s, "UPDATE migrations SET staging_db = ?2 WHERE id = ?1", what);
-    if (!st)
-        return false;
-    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, staging_db ? staging_db : "", -1, SQLITE_STATIC) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return false;
-    }
-    return mig_step(s, st, what);
-}
-
-bool store_migration_progress(struct store *s, int64_t id, int64_t ts_ms, const char *state,
-                              int64_t bytes_done, int64_t bytes_total, int64_t tables_done,
-                              int64_t tables_total)
-{
-    const char *what = "migration_progress";
-    sqlite3_stmt *st = mig_prepare(s,
-                                   "UPDATE migrations SET updated_ms = ?2, state = ?3, bytes_done "
-                                   "= ?4, bytes_total = ?5, tables_done = ?6, tables_total = ?7 "
-                                   "WHERE id = ?1",
-                                   what);
-    if (!st)
-        return false;
-    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, state ? state : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 4, bytes_done) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 5, bytes_total) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 6, tables_done) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 7, tables_total) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return false;
-    }
-    return mig_step(s, st, what);
-}
-
-bool store_migration_finish(struct store *s, int64_t id, int64_t ts_ms, const char *state,
-                            const char *error, const char *report_json)
-{
-    const char *what = "migration_finish";
-    sqlite3_stmt *st = mig_prepare(s,
-                                   "UPDATE migrations SET updated_ms = ?2, finished_ms = ?2, state "
-                                   "= ?3, error = ?4, report = coalesce(?5, report) WHERE id = ?1",
-                                   what);
-    if (!st)
-        return false;
-    char *e = redact_dup(error ? error : "");
-    char *r = report_json ? redact_dup(report_json) : NULL;
-    bool ok = false;
-    if (!e || (report_json && !r)) {
-        sqlite3_finalize(st);
-        goto out;
-    }
-    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, state ? state : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, e, -1, SQLITE_STATIC) != SQLITE_OK ||
-        (r ? sqlite3_bind_text(st, 5, r, -1, SQLITE_STATIC) : sqlite3_bind_null(st, 5)) !=
-            SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        goto out;
-    }
-    ok = mig_step(s, st, what);
-out:
-    free(e);
-    free(r);
-    return ok;
-}
-
-bool store_migration_get(struct store *s, int64_t id, struct store_migration *out)
-{
-    const char *what = "migration_get";
-    memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = mig_prepare(
-        s,
-        "SELECT id, started_ms, updated_ms, coalesce(finished_ms, 0), pid, mode, source, "
-        "target_db, staging_db, state, bytes_done, bytes_total, tables_done, tables_total, "
-        "error, report, lag_bytes, cutover_ms, repl_name FROM migrations WHERE ?1 <= 0 OR id = "
-        "?1 ORDER BY id DESC LIMIT 1",
-        what);
-    if (!st)
-        return false;
-    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return false;
-    }
-    int rc = sqlite3_step(st);
-    bool ok = rc == SQLITE_ROW;
-    if (ok) {
-        int64_t *nums[] = {&out->id, &out->started_ms, &out->updated_ms, &out->finished_ms,
-                           &out->pid};
-        for (int i = 0; i < 5; i++)
-            *nums[i] = sqlite3_column_int64(st, i);
-        copy_text(out->mode, sizeof(out->mode), st, 5);
-        copy_text(out->source, sizeof(out->source), st, 6);
-        copy_text(out->target_db, sizeof(out->target_db), st, 7);
-        copy_text(out->staging_db, sizeof(out->staging_db), st, 8);
-        copy_text(out->state, sizeof(out->state), st, 9);
-        out->bytes_done = sqlite3_column_int64(st, 10);
-        out->bytes_total = sqlite3_column_int64(st, 11);
-        out->tables_done = sqlite3_column_int64(st, 12);
-        out->tables_total = sqlite3_column_int64(st, 13);
-        copy_text(out->error, sizeof(out->error), st, 14);
-        if (copy_text(out->report, sizeof(out->report), st, 15))
-            snprintf(out->report, sizeof(out->report), "{\"truncated\":true}");
-        out->lag_bytes = sqlite3_column_int64(st, 16);
-        out->cutover_ms = sqlite3_column_int64(st, 17);
-        copy_text(out->repl_name, sizeof(out->repl_name), st, 18);
-    } else if (rc != SQLITE_DONE) {
-        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-    }
-    sqlite3_finalize(st);
-    return ok;
-}
-
-/* Runs an UPDATE of job id (?1) with int64 parameters ?2.. (nnums of them) or one text ?2. */
-static bool mig_update(struct store *s, const char *sql, const char *what, int64_t id,
-                       const int64_t *nums, int nnums, const char *text)
-{
-    sqlite3_stmt *st = mig_prepare(s, sql, what);
-    if (!st)
-        return false;
-    bool bound = sqlite3_bind_int64(st, 1, id) == SQLITE_OK;
-    for (int i = 0; bound && i < nnums; i++)
-        bound = sqlite3_bind_int64(st, 2 + i, nums[i]) == SQLITE_OK;
-    if (bound && text)
-        bound = sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC) == SQLITE_OK;
-    if (!bound) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return false;
-    }
-    return mig_step(s, st, what);
-}
-
-bool store_migration_lag(struct store *s, int64_t id, int64_t ts_ms, int64_t lag_bytes)
-{
-    const int64_t nums[] = {lag_bytes < 0 ? -1 : lag_bytes, ts_ms};
-    return mig_update(s, "UPDATE migrations SET lag_bytes = ?2, updated_ms = ?3 WHERE id = ?1",
-                      "migration_lag", id, nums, 2, NULL);
-}
-
-bool store_migration_repl_name(struct store *s, int64_t id, const char *repl_name)
-{
-    return mig_update(s, "UPDATE migrations SET repl_name = ?2 WHERE id = ?1",
-                      "migration_repl_name", id, NULL, 0, repl_name ? repl_name : "");
-}
-
-bool store_migration_cutover_ms(struct store *s, int64_t id, int64_t cutover_ms)
-{
-    const int64_t nums[] = {cutover_ms};
-    return mig_update(s, "UPDATE migrations SET cutover_ms = ?2 WHERE id = ?1",
-                      "migration_cutover_ms", id, nums, 1, NULL);
-}
-
-bool store_migration_transition(struct store *s, int64_t id, int64_t ts_ms, const char *from,
-                                const char *to, int64_t pid, bool *changed)
-{
-    const char *what = "migration_transition";
-    *changed = false;
-    sqlite3_stmt *st = mig_prepare(s,
-                                   "UPDATE migrations SET updated_ms = ?2, state = ?4, pid = ?5 "
-                                   "WHERE id = ?1 AND state = ?3",
-                                   what);
-    if (!st)
-        return false;
-    if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 2, ts_ms) != SQLITE_OK ||
-        sqlite3_bind_text(st, 3, from ? from : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_text(st, 4, to ? to : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 5, pid) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return false;
-    }
-    bool ok = mig_step(s, st, what);
-    if (ok)
-        *changed = sqlite3_changes(s->db) == 1;
-    return ok;
-}
-
-int store_migration_ids(struct store *s, int64_t *ids, int max)
-{
-    const char *what = "migration_ids";
-    if (max <= 0)
-        return 0;
-    sqlite3_stmt *st = mig_prepare(s, "SELECT id FROM migrations ORDER BY id DESC LIMIT ?1", what);
-    if (!st)
-        return -1;
-    if (sqlite3_bind_int(st, 1, max) != SQLITE_OK) {
-        log_error("bind failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    int n = 0, rc = SQLITE_DONE;
-    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        ids[n++] = sqlite3_column_int64(st, 0);
-    if (n < max && rc != SQLITE_DONE) {
-        log_error("statement failed", "op=%s path=%s err=%s", what, s->path, sqlite3_errmsg(s->db));
-        n = -1;
-    }
-    sqlite3_finalize(st);
-    return n;
 }
