@@ -11,14 +11,14 @@
 #include "agent/settings.h"
 #include "agent/store.h"
 #include "platform/log.h"
+#include "web/storeref.h"
 
 #define LOG_MODULE "web"
 
 enum { DEFAULT_LIMIT = 100, MAX_LIMIT = 1000 };
 
 struct web_events {
-    char state_dir[PGW_PATH_MAX];
-    struct store *store;
+    struct web_storeref store;
 };
 
 struct web_events *web_events_new(const char *state_dir)
@@ -28,7 +28,7 @@ struct web_events *web_events_new(const char *state_dir)
         log_error("out of memory for the events reader");
         return NULL;
     }
-    snprintf(e->state_dir, sizeof(e->state_dir), "%s", state_dir ? state_dir : "");
+    web_storeref_init(&e->store, state_dir);
     return e;
 }
 
@@ -36,7 +36,7 @@ void web_events_free(struct web_events *e)
 {
     if (!e)
         return;
-    store_close(e->store);
+    web_storeref_close(&e->store);
     free(e);
 }
 
@@ -89,26 +89,19 @@ void web_events_get(struct web_events *e, const struct web_events_query *q, stru
         web_resp_error(out, 400, "kind must be 1 to 31 characters");
         return;
     }
-    if (!e->store) {
-        char err[256];
-        e->store = store_open(e->state_dir, err, sizeof(err));
-        if (!e->store) {
-            web_resp_error(out, 503, "the event store cannot be opened");
-            return;
-        }
-    }
+    struct store *st = web_storeref_get(&e->store, "event", out);
+    if (!st)
+        return;
     struct store_event *evs = calloc((size_t)limit, sizeof(*evs));
     if (!evs) {
         log_error("out of memory listing events", "limit=%lld", limit);
         web_resp_error(out, 500, "out of memory");
         return;
     }
-    int n = store_events_list(e->store, before, q->kind, evs, (int)limit);
+    int n = store_events_list(st, before, q->kind, evs, (int)limit);
     if (n < 0) {
         free(evs);
-        store_close(e->store); /* reopened on the next request */
-        e->store = NULL;
-        web_resp_error(out, 503, "the event store cannot be read");
+        web_storeref_failed(&e->store, "event", out);
         return;
     }
     json_t *list = json_array();

@@ -11,14 +11,14 @@
 #include "agent/migrate/migrate.h"
 #include "agent/settings.h"
 #include "platform/log.h"
+#include "web/storeref.h"
 
 #define LOG_MODULE "web"
 
 enum { TEXT_CAP = 2048, ETA_MAX_S = 100 * 24 * 3600 };
 
 struct web_migs {
-    char state_dir[PGW_PATH_MAX];
-    struct store *store;      /* opened on the first request; NULL after a failure */
+    struct web_storeref store;
     struct store_migration m; /* the row being answered (too big for the stack) */
     struct web_mig_seen seen; /* the newest job as last seen, for its phase's rate */
 };
@@ -30,7 +30,7 @@ struct web_migs *web_migs_new(const char *state_dir)
         log_error("out of memory for the migrations reader");
         return NULL;
     }
-    snprintf(m->state_dir, sizeof(m->state_dir), "%s", state_dir ? state_dir : "");
+    web_storeref_init(&m->store, state_dir);
     return m;
 }
 
@@ -38,7 +38,7 @@ void web_migs_free(struct web_migs *m)
 {
     if (!m)
         return;
-    store_close(m->store);
+    web_storeref_close(&m->store);
     free(m);
 }
 
@@ -191,13 +191,6 @@ static bool parse_limit(const char *s, int *out)
     return true;
 }
 
-static void store_failed(struct web_migs *m, struct web_resp *out)
-{
-    store_close(m->store); /* reopened on the next request */
-    m->store = NULL;
-    web_resp_error(out, 503, "the migration store cannot be read");
-}
-
 void web_migs_get(struct web_migs *m, const char *limit, int64_t now_wall_ms, struct web_resp *out)
 {
     int max;
@@ -205,23 +198,18 @@ void web_migs_get(struct web_migs *m, const char *limit, int64_t now_wall_ms, st
         web_resp_error(out, 400, "limit must be an integer from 1 to 20");
         return;
     }
-    if (!m->store) {
-        char err[256];
-        m->store = store_open(m->state_dir, err, sizeof(err));
-        if (!m->store) {
-            web_resp_error(out, 503, "the migration store cannot be opened");
-            return;
-        }
-    }
+    struct store *st = web_storeref_get(&m->store, "migration", out);
+    if (!st)
+        return;
     int64_t ids[WEB_MIGS_MAX_LIMIT];
-    int n = store_migration_ids(m->store, ids, max);
+    int n = store_migration_ids(st, ids, max);
     if (n < 0) {
-        store_failed(m, out);
+        web_storeref_failed(&m->store, "migration", out);
         return;
     }
     json_t *list = json_array();
     for (int i = 0; list && i < n; i++) {
-        if (!store_migration_get(m->store, ids[i], &m->m))
+        if (!store_migration_get(st, ids[i], &m->m))
             continue; /* gone since (or unreadable: the next request reopens) */
         bool alive = !finished_state(m->m.state) && mig_pid_alive(m->m.pid);
         struct web_mig_basis b;
