@@ -55,7 +55,7 @@ sys.path.insert(0, str(REPO / "tests/bench"))
 
 import conftest as C  # noqa: E402  (the integration harness: etcd, nodes, /proc helpers)
 import ha_figures as H  # noqa: E402  (its three-node Cluster)
-from proxyutil import HAPROXY_PATRONI_CFG  # noqa: E402
+from proxyutil import haproxy_patroni_cfg, reached  # noqa: E402
 
 import psycopg2  # noqa: E402
 
@@ -111,9 +111,8 @@ def proc_cpu_s(pid):
 def start_haproxy(work, nodes, leader):
     port = C.free_port()
     cfg = work / "haproxy.cfg"
-    servers = "\n".join(f"    server postgresql_{n.name} 127.0.0.1:{H.pg_port(n)} maxconn 100 "
-                        f"check port {n.ports['web']}" for n in nodes)
-    C.write_file(cfg, HAPROXY_PATRONI_CFG.format(port=port, servers=servers))
+    C.write_file(cfg, haproxy_patroni_cfg(
+        port, [(f"postgresql_{n.name}", H.pg_port(n), n.ports["web"]) for n in nodes]))
     proc = C.Proc("haproxy", ["/usr/sbin/haproxy", "-f", cfg, "-db"], work / "haproxy.log")
     proc.start()
     C.wait_until(lambda: C.port_accepts(port), 15, "haproxy listening", 0.1)
@@ -123,14 +122,8 @@ def start_haproxy(work, nodes, leader):
     streak = [0]
 
     def on_leader():
-        c = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-                             password=H.SU_PW, sslmode="disable", connect_timeout=10)
-        try:
-            with c.cursor() as cur:
-                cur.execute("SELECT inet_server_port()")
-                streak[0] = streak[0] + 1 if cur.fetchone()[0] == want else 0
-        finally:
-            c.close()
+        got = reached(port, H.SU_PW, 10)
+        streak[0] = streak[0] + 1 if got and got[0] == want else 0
         return streak[0] >= 30
     C.wait_until(on_leader, 60, "haproxy to route only to the leader", 0.05)
     return proc, port, cfg.read_text()

@@ -1,5 +1,6 @@
 /* Fuzz target: a REST API request (method, path, query, headers, body) through the route table. */
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 
 #include "platform/loop.h"
@@ -89,30 +90,14 @@ static void setup(void)
     FUZZ_ASSERT(web_snapshot_set_status(&snaps[2], replica_json, sizeof(replica_json) - 1, T0));
 }
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* In place, as libmicrohttpd unescapes: "%41" -> "A", '+' -> ' ' in the query. */
+/* In place, as the server gets them from libmicrohttpd: '+' is a space in the query only. */
 static void unescape(char *s, bool plus)
 {
-    char *o = s;
-    for (; *s; s++) {
-        if (*s == '%' && hex(s[1]) >= 0 && hex(s[2]) >= 0) {
-            *o++ = (char)(hex(s[1]) * 16 + hex(s[2]));
-            s += 2;
-        } else {
-            *o++ = plus && *s == '+' ? ' ' : *s;
-        }
+    for (char *p = s; plus && *p; p++) {
+        if (*p == '+')
+            *p = ' ';
     }
-    *o = '\0';
+    MHD_http_unescape(s);
 }
 
 static char *next_line(char **p)

@@ -286,9 +286,9 @@ def pss_kib(pid):
     return 0
 
 
-def listening_inodes(port):
-    """Socket inodes of TCP sockets listening on 127.0.0.1:port or 0.0.0.0:port."""
-    inodes = set()
+def tcp_listeners():
+    """(port, socket inode) of every TCP socket in LISTEN state (IPv4 and IPv6)."""
+    out = []
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(fn).read_text().splitlines()[1:]
@@ -297,9 +297,14 @@ def listening_inodes(port):
         for line in lines:
             f = line.split()
             local, state, inode = f[1], f[3], f[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(int(inode))
-    return inodes
+            if state == "0A":
+                out.append((int(local.rsplit(":", 1)[1], 16), int(inode)))
+    return out
+
+
+def listening_inodes(port):
+    """Socket inodes of TCP sockets listening on port (any address)."""
+    return {inode for p, inode in tcp_listeners() if p == port}
 
 
 def socket_inodes_of(pid):

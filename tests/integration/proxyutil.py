@@ -35,6 +35,30 @@ listen batman
 """
 
 
+def haproxy_patroni_cfg(port, servers):
+    """HAPROXY_PATRONI_CFG for HAProxy's port and servers [(name, PostgreSQL port, REST port)]."""
+    lines = "\n".join(f"    server {name} 127.0.0.1:{pg} maxconn 100 check port {rest}"
+                      for name, pg, rest in servers)
+    return HAPROXY_PATRONI_CFG.format(port=port, servers=lines)
+
+
+def reached(port, password, timeout=2):
+    """(server port, in recovery) of the PostgreSQL a new connection to port leads to, or None
+    if the connection or the query fails (HAProxy closes clients while it has no server up)."""
+    try:
+        conn = psycopg2_connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres "
+                                f"password={password} sslmode=disable", connect_timeout=timeout)
+    except Exception:  # noqa: BLE001  (refused, closed, timed out: not reached)
+        return None
+    try:
+        conn.autocommit = True
+        return where(conn)
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        conn.close()
+
+
 def startup_packet(user="postgres", database="postgres"):
     body = struct.pack("!I", 196608) + b"".join(
         k.encode() + b"\0" + v.encode() + b"\0" for k, v in (("user", user), ("database", database))) + b"\0"

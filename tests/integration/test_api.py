@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from conftest import Proc, free_port, psycopg2_connect, vm_rss_kib, wait_until, write_file
-from proxyutil import HAPROXY_PATRONI_CFG
+from conftest import Proc, free_port, vm_rss_kib, wait_until, write_file
+from proxyutil import haproxy_patroni_cfg, reached
 from test_ha_cluster import (HA, SU_PW, bootstrap, ha_cluster,  # noqa: F401 (fixture)
                              leader_name, pg_port, postmaster_pid, wait_caught_up,
                              wait_primary)
@@ -284,50 +284,30 @@ def test_switchover_needs_basic_auth(etcd, ha_cluster, pgwarden_node):
     assert hist and hist[-1][4] == cand.name, hist
 
 
-def via_haproxy(port):
-    """(server port, in recovery) of the PostgreSQL that HAProxy's port leads to, or None."""
-    try:
-        conn = psycopg2_connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres "
-                                f"password={SU_PW}", connect_timeout=2)
-    except Exception:
-        return None
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT inet_server_port(), pg_is_in_recovery()")
-            return cur.fetchone()
-    except Exception:
-        return None
-    finally:
-        conn.close()
-
-
 def test_haproxy_follows_the_leader(etcd, ha_cluster, tmp_dir):
     """HAProxy configured as Patroni's documentation shows (OPTIONS /primary health checks on the
     REST port) sends clients to the leader, and to the new leader after a switchover."""
     nodes, leader = bootstrap(etcd, ha_cluster)
     port = free_port()
-    servers = "\n".join(f"    server {n.name} 127.0.0.1:{pg_port(n)} maxconn 100 check port "
-                        f"{web_addr(n)[1]}" for n in nodes)
-    cfg = write_file(tmp_dir / "haproxy.cfg",
-                     HAPROXY_PATRONI_CFG.format(port=port, servers=servers))
+    cfg = write_file(tmp_dir / "haproxy.cfg", haproxy_patroni_cfg(
+        port, [(n.name, pg_port(n), web_addr(n)[1]) for n in nodes]))
     hap = Proc("haproxy", ["/usr/sbin/haproxy", "-db", "-f", str(cfg)], tmp_dir / "haproxy.log")
     hap.start()
     try:
-        got = wait_until(lambda: via_haproxy(port), 30, "a connection through haproxy", 0.2)
+        got = wait_until(lambda: reached(port, SU_PW), 30, "a connection through haproxy", 0.2)
         assert got == (pg_port(leader), False), got
         cand = next(n for n in nodes if n is not leader)
         wait_caught_up(etcd.url, nodes, leader, 30)
         st, body, _ = api(leader, "POST", "/switchover",
                           body={"leader": leader.name, "candidate": cand.name})
         assert st == 200, (st, body)
-        wait_until(lambda: via_haproxy(port) == (pg_port(cand), False), 60,
+        wait_until(lambda: reached(port, SU_PW) == (pg_port(cand), False), 60,
                    "haproxy routing to the new leader", 0.3)
         # and through a failover: the new leader's PostgreSQL is SIGKILLed
         wait_caught_up(etcd.url, nodes, cand, 30)
         os.kill(postmaster_pid(cand), signal.SIGKILL)
         third = wait_primary(etcd.url, nodes, 60, other_than=cand.name)
-        wait_until(lambda: via_haproxy(port) == (pg_port(third), False), 60,
+        wait_until(lambda: reached(port, SU_PW) == (pg_port(third), False), 60,
                    "haproxy routing to the leader after the failover", 0.3)
         hap.check_alive()
     finally:

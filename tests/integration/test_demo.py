@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (REPO, descendants_of, ident_alive, kill_ident, proc_cmdline, proc_ident,
-                      psycopg2_connect, socket_inodes_of, wait_until)
+                      psycopg2_connect, socket_inodes_of, tcp_listeners, wait_until)
 
 READY_TIMEOUT = 150
 STOP_TIMEOUT = 90
@@ -31,30 +31,7 @@ def listening_ports(pids):
     inodes = set()
     for p in pids:
         inodes |= socket_inodes_of(p)
-    ports = set()
-    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(fn).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if f[3] == "0A" and int(f[9]) in inodes:
-                ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def port_listened(port):
-    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(fn).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+    return {port for port, inode in tcp_listeners() if inode in inodes}
 
 
 class Demo:
@@ -215,7 +192,7 @@ def stop_and_check(demo, sig_group):
     assert "demo: stopped" in demo.output()
     left = [i for i in demo.seen if ident_alive(i)]
     assert not left, f"processes left: {[(i[0], proc_cmdline(i[0])) for i in left]}"
-    busy = [p for p in sorted(ports) if port_listened(p)]
+    busy = sorted(ports & {port for port, _ in tcp_listeners()})
     assert not busy, f"ports still listening: {busy}"
     return took
 

@@ -267,6 +267,21 @@ static inline size_t count_fds(void)
     return n;
 }
 
+/* As leader_session(), the client starting with an SSLRequest (received by the server, not
+ * answered yet). */
+static inline void leader_ssl_session(struct fx *x, int *c, int *u)
+{
+    start(x);
+    route(x, 0, 1, 0, 0);
+    *c = client(x, PROXY_PORT_RW);
+    send_request(*c, PGP_CODE_SSL);
+    *u = accept_up(x, 0, 2000);
+    assert_true(*u >= 0);
+    uint8_t b[8];
+    assert_int_equal(recv_some(x, *u, b, 8, 2000, NULL), 8);
+    assert_int_equal(b[7], PGP_CODE_SSL & 0xff);
+}
+
 /* Starts the forwarder with server 0 leading (term 1) and opens a read-write session: *c the
  * client, *u the server's side, the startup packet already received there. */
 static inline void leader_session(struct fx *x, int *c, int *u)

@@ -18,6 +18,7 @@
 #include "web/auth.h"
 #include "web/dash.h"
 #include "web/routes.h"
+#include "tmpdir_fixture.h"
 
 static uint64_t fixed_boot(void)
 {
@@ -30,7 +31,7 @@ struct env {
     struct web_snapshot snap;
     struct web_ctx ctx;
     struct sockaddr_in peer;
-    char dir[64];
+    char dir[TMPDIR_CAP];
     struct web_dash *dash;
 };
 
@@ -45,8 +46,7 @@ static int env_setup(void **state)
     e->a = web_auth_new(&e->s);
     assert_non_null(e->a);
     web_snapshot_init(&e->snap);
-    snprintf(e->dir, sizeof(e->dir), "/tmp/pgw-dash-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
+    tmpdir_make(e->dir, "pgw-dash");
     e->dash = web_dash_new(e->dir);
     e->ctx = (struct web_ctx){
         .snap = &e->snap, .now_boot_ms = fixed_boot, .auth = e->a, .dash = e->dash};
@@ -62,13 +62,7 @@ static int env_teardown(void **state)
     web_dash_free(e->dash);
     web_snapshot_clear(&e->snap);
     web_auth_free(e->a);
-    char db[128];
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(db, sizeof(db), "%s/%s%s", e->dir, STORE_DB_NAME, sfx[i]);
-        unlink(db);
-    }
-    rmdir(e->dir);
+    tmpdir_remove(e->dir);
     free(e);
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "agent/migrate/migrate.h"
 #include "web/migrations.h"
 #include "web/routes.h"
+#include "tmpdir_fixture.h"
 
 enum { MB = 1024 * 1024 };
 static const int64_t T0 = 1800000000000LL; /* a job's start, epoch ms */
@@ -368,15 +369,14 @@ static void test_no_password_in_output(void **state)
 /* ---- GET /migrations over a real store ---- */
 
 struct env {
-    char dir[64];
+    char dir[TMPDIR_CAP];
     struct web_dash *dash;
 };
 
 static int env_setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
-    snprintf(e->dir, sizeof(e->dir), "/tmp/pgw-migs-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
+    tmpdir_make(e->dir, "pgw-migs");
     e->dash = web_dash_new(e->dir);
     assert_non_null(e->dash);
     *state = e;
@@ -387,13 +387,7 @@ static int env_teardown(void **state)
 {
     struct env *e = *state;
     web_dash_free(e->dash);
-    char db[128];
-    const char *sfx[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(db, sizeof(db), "%s/%s%s", e->dir, STORE_DB_NAME, sfx[i]);
-        unlink(db);
-    }
-    rmdir(e->dir);
+    tmpdir_remove(e->dir);
     free(e);
     return 0;
 }
