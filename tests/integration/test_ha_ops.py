@@ -175,6 +175,10 @@ def test_sync_mode_no_committed_row_lost_over_ten_kills(etcd, ha_cluster):
             n_before = len(committed)
             wait_until(lambda: len(committed) > n_before + 5, 20, "writes going on")
             pm = postmaster_pid(cur)
+            # the leader may have changed its synchronous standby meanwhile: the one that counts
+            # is the one named just before the kill
+            s = wait_until(sync_ready, 30, f"round {rnd}: the synchronous standby before the kill")
+            assert s["leader"] == cur.name, (cur.name, s)
             os.kill(pm, signal.SIGKILL)
             new = wait_primary(etcd.url, nodes, 60, other_than=cur.name)
             assert new.name in s["sync_standby"].split(","), (new.name, s)
