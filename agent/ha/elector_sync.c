@@ -30,14 +30,16 @@ static bool in_list(char (*list)[DCS_NAME_MAX], size_t n, const char *name)
     return false;
 }
 
-/* members/<name> exists and is not tagged nosync. */
+/* members/<name> exists, says running (not being copied, started or stopped) and is not tagged
+ * nosync. */
 static bool member_may_sync(struct elector *e, const char *name, struct dcs_member *m)
 {
     char key[DCS_KEY_MAX];
     if (dcs_key_path(&e->keys, DCS_KEY_MEMBER, name, key, sizeof(key)) < 0)
         return false;
     const struct kvc_entry *en = kvc_get(&e->cache, key);
-    return en && dcs_member_decode(en->value, en->value_len, name, m, NULL) && !m->tags.nosync;
+    return en && dcs_member_decode(en->value, en->value_len, name, m, NULL) && !m->tags.nosync &&
+           m->state == DCS_STATE_RUNNING;
 }
 
 static int cmp_flush_desc(const void *a, const void *b)

@@ -28,8 +28,13 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
     char tool[PGI_PATH], ci[2048];
     if (pgi_tool(pg, "pg_basebackup", tool, sizeof(tool)) < 0)
         return pgi_fail(err, step, -ENAMETOOLONG, "bin_dir is too long");
-    rc = pg_conninfo_render(pg, o->host, o->port, pg->replication_user, NULL, pg->name, ci,
-                            sizeof(ci));
+    /* Not the member name: with its slot, the copy's WAL stream reports flush positions and
+     * shows as "streaming" in the leader's pg_stat_replication, where it must not be taken for
+     * this member's standby (in synchronous mode it was named the synchronous standby while the
+     * copy was still being made). A member name cannot contain a space. */
+    char app[PGW_NAME_MAX + 8];
+    snprintf(app, sizeof(app), "%s clone", pg->name);
+    rc = pg_conninfo_render(pg, o->host, o->port, pg->replication_user, NULL, app, ci, sizeof(ci));
     if (rc < 0)
         return pgi_fail(err, step, rc, "cannot build the conninfo");
     const char *argv[16] = {tool, "-D",     pg->data_dir, "-d",   ci,

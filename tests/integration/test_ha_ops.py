@@ -1,17 +1,20 @@
 """HA operations on a real three-node cluster: switchover (named, any, scheduled) through the
 Patroni `failover` key, rejoin of a diverged former primary with pg_rewind, synchronous mode
-with no committed row lost over ten leader crashes, pause, the SIGTERM handover, an agent
+with no committed row lost over ten leader crashes and no member named synchronous standby while
+its data is being copied, pause, the SIGTERM handover, an agent
 restarted within the TTL, and dynamic PostgreSQL parameters."""
 import datetime
 import json
 import os
+import shutil
 import signal
 import threading
 import time
 
 import pytest
 
-from conftest import pid_alive, wait_until
+from conftest import pid_alive, ppid_map, proc_cmdline, wait_until
+from proxyutil import freeze, thaw
 from test_ha_cluster import (TTL, _kv, bootstrap, ha_cluster,  # noqa: F401 (fixture)
                              connect, leader_name, postmaster_pid, prefix,
                              query, wait_caught_up, wait_primary, wait_rows)
@@ -191,6 +194,56 @@ def test_sync_mode_no_committed_row_lost_over_ten_kills(etcd, ha_cluster):
     lost = [i for i in committed if i not in have]
     assert len(committed) > 200, len(committed)
     assert lost == [], f"{len(lost)} committed rows lost: {lost[:20]}"
+
+
+def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
+    """Synchronous mode: a member whose data is being copied (pg_basebackup with its slot, whose
+    WAL stream reports flush positions and shows as streaming on the leader) is not named the
+    synchronous standby until it runs as a standby. Seen in the ten-kills test: a leader named a
+    member still being copied, the only one it would then have allowed to take over."""
+    nodes = ha_cluster(2)
+    leader = wait_primary(etcd.url, nodes, 90)
+    other = next(n for n in nodes if n is not leader)
+    query(leader, "CREATE TABLE t (id int primary key)")
+    query(leader, "INSERT INTO t SELECT generate_series(1, 10)")
+    wait_rows(other, 10, 90)
+    p = prefix(leader)
+    patch_config(etcd, leader, synchronous_mode=True)
+
+    def sync_standby():
+        raw = etcd.get(p + "sync")
+        return (json.loads(raw) if raw else {}).get("sync_standby")
+    wait_until(lambda: sync_standby() == other.name, 30, "the replica named synchronous standby")
+    # the replica goes away (the leader stops naming it), and comes back with no data
+    other.stop()
+    wait_until(lambda: sync_standby() is None, 30, "the key without a synchronous standby")
+    shutil.rmtree(other.data_dir)
+    other.start()
+
+    def copy_and_stream():
+        """pg_basebackup's main process once its WAL streaming child runs too."""
+        ppids = ppid_map()
+        bb = [pid for pid in other.descendants() if "pg_basebackup" in (proc_cmdline(pid) or "")]
+        main = [pid for pid in bb if ppids.get(pid) not in bb]
+        return main[0] if main and len(bb) > 1 else None
+    main = wait_until(copy_and_stream, 60, "pg_basebackup copying and streaming", 0.005)
+    frozen = freeze([main])  # the copy waits; its WAL stream goes on
+    streams, named = set(), []
+    try:
+        t_end = time.monotonic() + 5.0  # five loop_waits
+        while time.monotonic() < t_end:
+            streams |= {r[0] for r in query(leader, "SELECT application_name FROM "
+                                                    "pg_stat_replication WHERE state = 'streaming'")}
+            if sync_standby() == other.name:
+                named.append(member(etcd, other).get("state"))
+            time.sleep(0.1)
+    finally:
+        thaw(frozen)
+    assert streams, "the copy's WAL stream was not seen streaming on the leader"
+    assert not named, f"named synchronous standby while its state was {named}"
+    wait_until(lambda: sync_standby() == other.name, 90, "the new copy named synchronous standby")
+    assert member(etcd, other).get("state") == "running"
+    wait_rows(other, 10, 30)
 
 
 def test_pause_stops_failover(etcd, ha_cluster):
