@@ -210,7 +210,7 @@ void web_migs_get(struct web_migs *m, const char *limit, int64_t now_wall_ms, st
     json_t *list = json_array();
     for (int i = 0; list && i < n; i++) {
         if (!store_migration_get(st, ids[i], &m->m))
-            continue; /* gone since (or unreadable: the next request reopens) */
+            continue; /* gone since, or unreadable (logged): the other jobs are still shown */
         bool alive = !finished_state(m->m.state) && mig_pid_alive(m->m.pid);
         struct web_mig_basis b;
         if (i == 0)

@@ -153,13 +153,7 @@ def main():
         log(f"NOT MEASURED: {result['error']}")
         rc = 1
     finally:
-        if cl:
-            for p in cl.stop():
-                log(f"cleanup: {p}")
-        if etcd:
-            etcd.stop()
-        if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
+        H.teardown(work, etcd, [cl])
     result["loadavg_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -979,14 +979,7 @@ def main():
         log("interrupted")
         result["interrupted"] = True
     finally:
-        for cl in clusters:
-            cl.stop()
-        if etcd:
-            etcd.stop()
-        if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            log(f"kept {work}")
+        teardown(work, etcd, clusters)
     write_json(args.out, result)
     print_table(result, args)
     print(f"\nwritten to {args.out} (node logs: {logs_dir}/)")
@@ -998,6 +991,21 @@ def file_sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def teardown(work, etcd, clusters):
+    """Stops the clusters (logging what each left behind) and etcd, then removes the work folder
+    unless PGWARDEN_KEEP_TMP=1 (then says where it is)."""
+    for cl in clusters:
+        if cl:
+            for p in cl.stop():
+                log(f"cleanup: {p}")
+    if etcd:
+        etcd.stop()
+    if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        log(f"kept {work}")
 
 
 def write_json(path, result):

@@ -281,13 +281,7 @@ def main():
     finally:
         if src:
             src.stop()
-        if cluster:
-            for p in cluster.stop():
-                log(f"cleanup: {p}")
-        if etcd:
-            etcd.stop()
-        if os.environ.get("PGWARDEN_KEEP_TMP") != "1":
-            shutil.rmtree(base, ignore_errors=True)
+        H.teardown(base, etcd, [cluster])
 
 
 if __name__ == "__main__":
