@@ -24,8 +24,9 @@ enum {
     SPAWN_DEFAULT_GRACE_MS = 2000,
     SPAWN_DEFAULT_CAP = 64 * 1024,
     SPAWN_CHUNK = 16 * 1024,
-    SPAWN_TICK_MS = 10,      /* exit polling when pidfd_open is unavailable */
-    SPAWN_MAX_CLOSE = 65536, /* fallback close loop bound when close_range is unavailable */
+    SPAWN_TICK_MS = 10,           /* exit polling when pidfd_open is unavailable */
+    SPAWN_DEFAULT_TICK_MS = 1000, /* o->tick when o->tick_ms is not set */
+    SPAWN_MAX_CLOSE = 65536,      /* fallback close loop bound when close_range is unavailable */
 };
 
 /* Where the child failed, reported with its errno through the exec error pipe. */
@@ -49,6 +50,7 @@ struct spawn_ctx {
     bool exited;
     int stage; /* 0 running, 1 SIGTERM sent, 2 SIGKILL sent */
     uint64_t start, deadline;
+    uint64_t next_tick; /* when o->tick is due */
 };
 
 static void close_fd(int *fd)
@@ -251,6 +253,11 @@ static void check_deadline(struct spawn_ctx *c, uint64_t now, bool cancel)
     }
 }
 
+static int tick_interval(const struct spawn_opts *o)
+{
+    return o->tick_ms > 0 ? o->tick_ms : SPAWN_DEFAULT_TICK_MS;
+}
+
 static int poll_timeout(const struct spawn_ctx *c, uint64_t now)
 {
     int t = -1;
@@ -261,7 +268,20 @@ static int poll_timeout(const struct spawn_ctx *c, uint64_t now)
     }
     if (c->pidfd < 0 && (t < 0 || t > SPAWN_TICK_MS))
         t = SPAWN_TICK_MS;
+    if (c->o->tick) {
+        uint64_t left = c->next_tick > now ? c->next_tick - now : 0;
+        if (t < 0 || left < (uint64_t)t)
+            t = (int)left;
+    }
     return t;
+}
+
+static void maybe_tick(struct spawn_ctx *c)
+{
+    if (!c->o->tick || clock_mono_ms() < c->next_tick)
+        return;
+    c->o->tick(c->o->tick_arg);
+    c->next_tick = clock_mono_ms() + (uint64_t)tick_interval(c->o);
 }
 
 /* Runs until the child has exited (not yet reaped). */
@@ -269,6 +289,7 @@ static void supervise(struct spawn_ctx *c)
 {
     bool cancel = false;
     while (!c->exited) {
+        maybe_tick(c);
         check_deadline(c, clock_mono_ms(), cancel);
         struct pollfd pf[4];
         int n = 0, i_out = -1, i_in = -1, i_pid = -1, i_cancel = -1;
@@ -427,6 +448,7 @@ int spawn_run(const struct spawn_opts *o, struct spawn_result *r)
     }
     c->start = clock_mono_ms();
     c->deadline = c->start + (o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : 0);
+    c->next_tick = c->start + (uint64_t)tick_interval(o);
     rc = start_child(c);
     if (rc < 0) {
         if (c->pid > 0)

@@ -16,6 +16,11 @@ struct spawn_opts {
     const char *stdin_data;  /* NUL-terminated; NULL = stdin from /dev/null */
     int cancel_fd; /* > 0: when it becomes readable (e.g. a signalfd with SIGTERM pending), the
                       child is stopped as on a timeout and the result says cancelled */
+    void (*tick)(void *arg); /* non-NULL: called about every tick_ms while the program runs, so a
+                                caller blocked on a long program keeps its own duties (a lease)
+                                alive; it must not reap children */
+    void *tick_arg;
+    int tick_ms; /* 1000 when <= 0 */
 };
 
 struct spawn_result {

@@ -183,6 +183,11 @@ bool elector_params_ok(struct elector *e);
 
 /* elector_io.c: publishes members/<me> at once (a long action is starting). Best effort. */
 void elector_put_member_now(struct elector *e);
+/* Called every second while a PostgreSQL tool runs (the loop waits for it): a follower renews
+ * its lease when due, so its member key ("creating replica", "rewinding"...) and the slot the
+ * leader keeps for it outlive a copy that takes longer than the TTL. A leader never does: a
+ * leader whose loop is stuck must run out of time and fence. */
+void elector_busy_tick(void *arg);
 
 /* ---- elector_samples.c: samples every 5 s into SQLite for the dashboard charts ---- */
 bool elector_samples_start(struct elector *e);

@@ -240,6 +240,21 @@ void elector_put_member_now(struct elector *e)
         (void)do_put_member(e, &d, &r);
 }
 
+void elector_busy_tick(void *arg)
+{
+    struct elector *e = arg;
+    if (e->local.state != ELECT_FOLLOWER || e->local.lease_id == 0 ||
+        clock_boot_ms() < e->local.next_lease_ms)
+        return;
+    const struct elect_decision d = {.action = ELECT_ACT_KEEPALIVE,
+                                     .rule = "keepalive while a tool runs"};
+    struct elect_view v;
+    elector_build_view(e, &v);
+    struct elect_result r;
+    (void)elector_perform(e, &d, &v, &r);
+    elect_apply(&e->ec, &e->local, &d, &v, &r, clock_boot_ms());
+}
+
 /* RACE: create_revision(leader) == 0 -> put name under our lease, else read the holder.
  * TAKEOVER: value == name AND lease == the old lease -> put under our lease, else read. */
 static bool do_leader_txn(struct elector *e, const struct elect_decision *d,

@@ -55,6 +55,8 @@ bool elector_pg_init(struct elector *e)
         return false;
     }
     e->pg.cancel_fd = loop_signal_fd(e->loop); /* SIGTERM interrupts pg_ctl, pg_rewind... */
+    e->pg.busy_tick = elector_busy_tick;       /* the lease outlives a long copy or rewind */
+    e->pg.busy_arg = e;
     e->pg_obs_force = true;
     return true;
 }
@@ -491,8 +493,13 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
     if (!host[0])
         return -EAGAIN;
     elector_make_conf(e, &c, true, host, port);
-    const struct pg_clone_opts o = {.host = host, .port = port, .slot = e->slot};
-    log_info("cloning the leader", "leader=%s slot=%s", v->leader, e->slot);
+    /* No slot for the copy itself: pg_basebackup keeps the WAL it streams with a temporary one.
+     * This member's slot is the leader's to create, once it sees the member key written below;
+     * a copy started before that failed ("slot does not exist") and was retried a loop later.
+     * The standby then streams through its slot, which the leader has made by then, and
+     * wal_keep_size covers the moment between the copy's end and the standby's start. */
+    const struct pg_clone_opts o = {.host = host, .port = port};
+    log_info("cloning the leader", "leader=%s standby_slot=%s", v->leader, e->slot);
     e->busy_state = DCS_STATE_CREATING_REPLICA;
     elector_put_member_now(e);
     int rc = pg_clone(&e->pg, &o, &c, &err);

@@ -34,7 +34,7 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
      * copy was still being made). A member name cannot contain a space. */
     char app[PGW_NAME_MAX + 8];
     snprintf(app, sizeof(app), "%s clone", pg->name);
-    rc = pg_conninfo_render(pg, o->host, o->port, pg->replication_user, NULL, app, ci, sizeof(ci));
+    rc = pg_replication_conninfo_render(pg, o->host, o->port, app, ci, sizeof(ci));
     if (rc < 0)
         return pgi_fail(err, step, rc, "cannot build the conninfo");
     const char *argv[16] = {tool, "-D",     pg->data_dir, "-d",   ci,
@@ -50,8 +50,7 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
     log_info("cloning", "source=%s:%u slot=%s data_dir=%s", o->host, (unsigned)o->port,
              o->slot && o->slot[0] ? o->slot : "-", pg->data_dir);
     struct spawn_result r;
-    rc = pgi_run(pg, step, argv, NULL, NULL, o->timeout_ms > 0 ? o->timeout_ms : 3600000, false, &r,
-                 err);
+    rc = pgi_run(pg, step, argv, NULL, NULL, o->timeout_ms, false, &r, err);
     spawn_result_free(&r);
     if (rc < 0) {
         /* pg_basebackup cleans up after itself unless it was killed: make sure. */

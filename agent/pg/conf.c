@@ -134,10 +134,11 @@ int pg_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t 
     return b.overflow ? -ENOSPC : 0;
 }
 
-int pg_primary_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t port,
-                               char *buf, size_t cap)
+int pg_replication_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t port,
+                                   const char *application_name, char *buf, size_t cap)
 {
-    int rc = pg_conninfo_render(pg, host, port, pg->replication_user, NULL, pg->name, buf, cap);
+    int rc =
+        pg_conninfo_render(pg, host, port, pg->replication_user, NULL, application_name, buf, cap);
     if (rc < 0)
         return rc;
     struct sb b = {.buf = buf, .cap = cap, .len = strlen(buf)};
@@ -341,8 +342,8 @@ int pg_conf_render(const struct pg_instance *pg, const struct pg_conf *conf, cha
     char ci[CONNINFO_MAX] = "";
     bool upstream = conf->standby && conf->upstream_host && conf->upstream_host[0];
     if (rc == 0 && upstream) {
-        rc = pg_primary_conninfo_render(pg, conf->upstream_host, conf->upstream_port, ci,
-                                        sizeof(ci));
+        rc = pg_replication_conninfo_render(pg, conf->upstream_host, conf->upstream_port, pg->name,
+                                            ci, sizeof(ci));
         if (rc < 0)
             rc = pgi_fail(err, "config", rc, "cannot build primary_conninfo");
     }

@@ -89,6 +89,9 @@ struct pg_instance {
     int connect_timeout_ms; /* libpq connect deadline (default 3000) */
     int query_timeout_ms;   /* statement_timeout and client deadline of status queries (5000) */
     int cancel_fd;          /* > 0: tools are stopped when it becomes readable (-ECANCELED) */
+    void (*busy_tick)(void *arg); /* non-NULL: called every second while a tool runs (the HA
+                                     loop keeps its etcd lease during a long copy or rewind) */
+    void *busy_arg;
 };
 
 /* Fills *pg from the configuration: [postgresql] keys, [node] name, run_dir =
@@ -180,9 +183,11 @@ int pg_passfile_render(const struct pg_instance *pg, char *buf, size_t cap);
 int pg_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t port,
                        const char *user, const char *dbname, const char *application_name,
                        char *buf, size_t cap);
-/* The primary_conninfo of a standby following host:port (connect/keepalive timeouts set). */
-int pg_primary_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t port,
-                               char *buf, size_t cap);
+/* A replication conninfo to host:port as the replication user, with connect and TCP keepalive
+ * timeouts (a source that vanished ends the stream in seconds): a standby's primary_conninfo
+ * (application_name = the member name) or a copy's. */
+int pg_replication_conninfo_render(const struct pg_instance *pg, const char *host, uint16_t port,
+                                   const char *application_name, char *buf, size_t cap);
 /* Quotes one value: postgresql.conf style ('it''s', backslash doubled) or libpq conninfo
  * style (quoted only when needed: 'it\'s'). -EINVAL for control characters (conf only),
  * -ENOSPC. Pure. */
@@ -467,7 +472,7 @@ struct pg_clone_opts {
     uint16_t port;
     const char *slot; /* pg_basebackup -S (NULL: none) */
     bool create_slot; /* -C: pg_basebackup creates the slot */
-    int timeout_ms;   /* 0: 1 hour */
+    int timeout_ms;   /* <= 0: none (a large copy takes hours; the keepalives end a dead one) */
 };
 /* pg_basebackup -X stream -c fast --no-password (passfile) into a missing or empty data_dir,
  * then pg_conf_apply(conf) (conf->standby normally true). On failure data_dir is emptied

@@ -374,7 +374,9 @@ int pgi_run(const struct pg_instance *pg, const char *step, const char *const *a
                            .kill_grace_ms = 2000,
                            .out_cap = 256 * 1024,
                            .stdin_data = stdin_data,
-                           .cancel_fd = pg->cancel_fd};
+                           .cancel_fd = pg->cancel_fd,
+                           .tick = pg->busy_tick,
+                           .tick_arg = pg->busy_arg};
     int rc = spawn_run(&o, r);
     free(envp);
     char tail[PG_ERRMSG_MAX / 2];

@@ -197,10 +197,11 @@ def test_sync_mode_no_committed_row_lost_over_ten_kills(etcd, ha_cluster):
 
 
 def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
-    """Synchronous mode: a member whose data is being copied (pg_basebackup with its slot, whose
-    WAL stream reports flush positions and shows as streaming on the leader) is not named the
-    synchronous standby until it runs as a standby. Seen in the ten-kills test: a leader named a
-    member still being copied, the only one it would then have allowed to take over."""
+    """Synchronous mode: a member whose data is being copied (pg_basebackup, whose WAL stream
+    shows as streaming on the leader) is not named the synchronous standby until it runs as a
+    standby. Seen in the ten-kills test: a leader named a member still being copied, the only
+    one it would then have allowed to take over. The copy also outlives the TTL without the
+    member disappearing: its key stays, saying so, while the HA loop waits for the copy."""
     nodes = ha_cluster(2)
     leader = wait_primary(etcd.url, nodes, 90)
     other = next(n for n in nodes if n is not leader)
@@ -228,22 +229,28 @@ def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
         return main[0] if main and len(bb) > 1 else None
     main = wait_until(copy_and_stream, 60, "pg_basebackup copying and streaming", 0.005)
     frozen = freeze([main])  # the copy waits; its WAL stream goes on
-    streams, named = set(), []
+    streams, named, states = set(), [], set()
     try:
-        t_end = time.monotonic() + 5.0  # five loop_waits
+        t_end = time.monotonic() + 1.6 * TTL  # longer than the member key's lease
         while time.monotonic() < t_end:
             streams |= {r[0] for r in query(leader, "SELECT application_name FROM "
                                                     "pg_stat_replication WHERE state = 'streaming'")}
+            states.add(member(etcd, other).get("state"))
             if sync_standby() == other.name:
                 named.append(member(etcd, other).get("state"))
             time.sleep(0.1)
     finally:
         thaw(frozen)
-    assert streams, "the copy's WAL stream was not seen streaming on the leader"
+    assert f"{other.name} clone" in streams, f"the copy's WAL stream not seen streaming: {streams}"
     assert not named, f"named synchronous standby while its state was {named}"
+    assert states == {"creating replica"}, f"the member key during the copy: {states}"
     wait_until(lambda: sync_standby() == other.name, 90, "the new copy named synchronous standby")
     assert member(etcd, other).get("state") == "running"
     wait_rows(other, 10, 30)
+    # the copy did not wait for the leader to create the member's slot (it failed, and was
+    # retried, when it did), and the member never lost its lease
+    assert not other.find_records(step="pg_basebackup"), "a copy failed"
+    assert not other.find_records(msg="lease lost")
 
 
 def test_pause_stops_failover(etcd, ha_cluster):

@@ -119,7 +119,8 @@ static void test_conninfo_round_trip(void **state)
     snprintf(pg.name, sizeof(pg.name), "node 'a' \\ b");
     snprintf(pg.replication_user, sizeof(pg.replication_user), "rep user");
     char ci[2048];
-    assert_int_equal(pg_primary_conninfo_render(&pg, "db1.example", 5432, ci, sizeof(ci)), 0);
+    assert_int_equal(
+        pg_replication_conninfo_render(&pg, "db1.example", 5432, pg.name, ci, sizeof(ci)), 0);
     assert_null(strstr(ci, "secret"));
     assert_null(strstr(ci, "password"));
     char *errmsg = NULL;

@@ -41,6 +41,42 @@ static void test_output_and_exit_code(void **state)
     assert_null(r.output);
 }
 
+struct ticks {
+    int n;
+};
+
+static void count_tick(void *arg)
+{
+    struct ticks *t = arg;
+    t->n++;
+}
+
+/* The tick runs while the program runs, at about its interval, and never after it exited. */
+static void test_tick_while_running(void **state)
+{
+    (void)state;
+    struct ticks t = {0};
+    const char *argv[] = {"sleep", "0.6", NULL};
+    struct spawn_opts o = {
+        .argv = argv, .timeout_ms = 30000, .tick = count_tick, .tick_arg = &t, .tick_ms = 50};
+    struct spawn_result r;
+    assert_int_equal(spawn_run(&o, &r), 0);
+    assert_int_equal(r.exit_code, 0);
+    /* 600 ms at 50 ms: about 11; loose for qemu, but it must have run repeatedly */
+    assert_true(t.n >= 3);
+    assert_true((uint64_t)t.n <= r.elapsed_ms / 50 + 1);
+    spawn_result_free(&r);
+
+    /* a program faster than the interval: no tick at all */
+    t.n = 0;
+    const char *quick[] = {"/bin/true", NULL};
+    o.argv = quick;
+    o.tick_ms = 0; /* the default, 1000 ms */
+    assert_int_equal(spawn_run(&o, &r), 0);
+    assert_int_equal(t.n, 0);
+    spawn_result_free(&r);
+}
+
 static void test_killed_by_signal(void **state)
 {
     (void)state;
@@ -454,6 +490,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_and_exit_code),
+        cmocka_unit_test(test_tick_while_running),
         cmocka_unit_test(test_killed_by_signal),
         cmocka_unit_test(test_timeout_sigterm),
         cmocka_unit_test(test_timeout_sigkill_after_grace),
