@@ -20,6 +20,7 @@ void dcs_config_defaults(struct dcs_config *c)
     c->maximum_lag_on_syncnode = -1;
     c->primary_start_timeout = DCS_DEFAULT_PRIMARY_START_TIMEOUT;
     c->synchronous_node_count = 1;
+    c->member_slots_ttl = DCS_DEFAULT_MEMBER_SLOTS_TTL;
     c->use_pg_rewind = true;
     c->use_slots = true;
 }
@@ -72,6 +73,33 @@ static int get_int(const json_t *obj, const char *key, int64_t *out, const char 
     }
     dcs_errf(err, "%s: '%s' must be an integer, not %s", what, key, pyjson_type_name(v));
     return -EINVAL;
+}
+
+/* Seconds: an integer, or a string with PostgreSQL's time units as Patroni reads it ("30min",
+ * "2h", "90s", "1d", "5000ms"; no unit = seconds). */
+static int get_seconds(const json_t *obj, const char *key, int64_t *out, const char *what,
+                       struct dcs_err *err)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        while (isspace((unsigned char)*end))
+            end++;
+        for (size_t i = 0; end != s && errno == 0 && i < sizeof(units) / sizeof(units[0]); i++) {
+            if (strcmp(end, units[i].unit) == 0 && x >= 0 && x <= INT64_MAX / units[i].ms) {
+                *out = x * units[i].ms / 1000;
+                return 1;
+            }
+        }
+    }
+    return get_int(obj, key, out, what, err);
 }
 
 static int get_bool(const json_t *obj, const char *key, bool *out, const char *what,
@@ -234,6 +262,8 @@ bool dcs_config_from_json(json_t *root, struct dcs_config *out, struct dcs_err *
         if (get_int(root, ints[i].key, ints[i].dst, "config", err) < 0)
             return false;
     }
+    if (get_seconds(root, "member_slots_ttl", &c.member_slots_ttl, "config", err) < 0)
+        return false;
     if (!read_sync_mode(root, &c, err) ||
         get_bool(root, "synchronous_mode_strict", &c.synchronous_mode_strict, "config", err) < 0 ||
         get_bool(root, "failsafe_mode", &c.failsafe_mode, "config", err) < 0 ||
@@ -293,6 +323,8 @@ bool dcs_config_validate(const struct dcs_config *c, struct dcs_err *err)
                         (long long)c->synchronous_node_count, DCS_SYNC_NODE_COUNT_MAX);
     if (c->max_timelines_history < 0)
         return dcs_errf(err, "config: max_timelines_history must not be negative");
+    if (c->member_slots_ttl < 0)
+        return dcs_errf(err, "config: member_slots_ttl must not be negative");
     return true;
 }
 

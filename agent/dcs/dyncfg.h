@@ -20,6 +20,7 @@ enum {
     DCS_DEFAULT_RETRY_TIMEOUT = 3,
     DCS_DEFAULT_MAX_LAG_ON_FAILOVER = 1048576,
     DCS_DEFAULT_PRIMARY_START_TIMEOUT = 300,
+    DCS_DEFAULT_MEMBER_SLOTS_TTL = 1800, /* Patroni 4's "30min" */
     /* Accepted ranges (seconds). */
     DCS_TTL_MIN = 2,
     DCS_TTL_MAX = 3600,
@@ -44,6 +45,8 @@ struct dcs_config {
     int64_t primary_stop_timeout;    /* seconds; 0 = none */
     int64_t synchronous_node_count;  /* default 1 */
     int64_t max_timelines_history;   /* 0 = keep all */
+    int64_t member_slots_ttl; /* seconds a vanished member's slot is kept (0 = drop at once); an
+                                 integer of seconds or a string with a unit: "30min", "2h" */
     enum dcs_sync_mode synchronous_mode;
     bool synchronous_mode_strict;
     bool failsafe_mode;

@@ -457,6 +457,13 @@ static void on_watch(void *arg, const struct etcd_watch_update *u)
     case ETCD_WATCH_EVENTS:
         for (size_t i = 0; i < u->n_events; i++) {
             const struct etcd_event *ev = &u->events[i];
+            /* A member key that appears (a member that starts copying the leader's data) or goes
+             * away: the leader looks at its slots in this step, not up to loop_wait later, so
+             * that a member's slot exists before the copy ends and its standby asks for it. */
+            if (e->local.state == ELECT_LEADER &&
+                strncmp(ev->kv.key, e->k_members, strlen(e->k_members)) == 0 &&
+                (ev->type == ETCD_EVENT_DELETE || ev->kv.create_revision == ev->kv.mod_revision))
+                e->pg_obs_force = true;
             if (ev->type == ETCD_EVENT_DELETE)
                 kvc_delete(&e->cache, ev->kv.key, ev->kv.mod_revision);
             else

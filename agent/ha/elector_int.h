@@ -18,7 +18,19 @@
 
 #include <jansson.h>
 
-enum { PG_SSN_MAX = 2048, PG_PARAMS_MAX = 128, PG_PARAMS_BUF = 16384 };
+enum {
+    PG_SSN_MAX = 2048,
+    PG_PARAMS_MAX = 128,
+    PG_PARAMS_BUF = 16384,
+    ELECTOR_SLOTS_MAX = 32, /* members whose slots the leader keeps */
+};
+
+/* A slot on the leader whose member's key is gone, kept for member_slots_ttl (elector_slots.c) */
+struct elector_slot_gone {
+    char name[PG_SLOT_NAME_MAX];
+    uint64_t since_ms; /* first seen without its member (boot clock) */
+    uint64_t seen_ms;  /* last seen so */
+};
 
 struct etcd_client;
 struct etcd_watch;
@@ -78,7 +90,9 @@ struct elector {
     char upstream[DCS_NAME_MAX]; /* the leader our standby was configured to follow */
     char upstream_host[PG_HOST_MAX];
     uint16_t upstream_port;
-    char slot[PG_SLOT_NAME_MAX]; /* our slot on the leader */
+    char slot[PG_SLOT_NAME_MAX];                            /* our slot on the leader */
+    struct elector_slot_gone slots_gone[ELECTOR_SLOTS_MAX]; /* leader: slots kept for a while */
+    size_t n_slots_gone;
     char k_initialize[DCS_KEY_MAX];
     char k_history[DCS_KEY_MAX];
     char k_sync[DCS_KEY_MAX];
@@ -103,7 +117,7 @@ struct elector {
     bool repl_valid;
     int64_t dcs_last_seen_s;     /* epoch s of the last successful etcd request */
     char *status_sent;           /* the last MSG_STATUS sent, without its times */
-    uint64_t status_sent_ms;     /* a pg_ctl start was cut short by SIGTERM */
+    uint64_t status_sent_ms;     /* when it was sent */
     uint32_t checked_leader_tli; /* leader timeline our standby was last verified against */
     char checked_leader[DCS_NAME_MAX];
 
@@ -180,6 +194,12 @@ int elector_start_standby(struct elector *e, const struct elect_view *v, bool st
 
 /* The dynamic parameters in `config` are the ones last applied. */
 bool elector_params_ok(struct elector *e);
+
+/* elector_slots.c (leader): true when the primary has a physical slot for each other member
+ * and none left over (a slot whose member is gone counts only once member_slots_ttl passed). */
+bool elector_slots_ok(struct elector *e);
+/* Creates the missing slots, drops the inactive left-over ones. <0 on a failure (logged). */
+int elector_slots_sync(struct elector *e);
 
 /* elector_io.c: publishes members/<me> at once (a long action is starting). Best effort. */
 void elector_put_member_now(struct elector *e);

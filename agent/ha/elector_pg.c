@@ -24,7 +24,6 @@ enum {
     STOP_TIMEOUT_MS = 30000,
     PROMOTE_TIMEOUT_MS = 30000,
     FOLLOW_TIMEOUT_MS = 10000,
-    SLOTS_MAX = 32, /* members whose slots the leader keeps */
 };
 
 static void on_postmaster_exit(struct pg_watch *w, pid_t pid, void *arg);
@@ -95,43 +94,6 @@ static void on_postmaster_exit(struct pg_watch *w, pid_t pid, void *arg)
 
 /* ---- observation ---- */
 
-/* Wanted slots (one per other member) against what the primary has; fills missing/extra. */
-static bool slots_compare(struct elector *e, char (*missing)[PG_SLOT_NAME_MAX], size_t *n_missing,
-                          char (*extra)[PG_SLOT_NAME_MAX], size_t *n_extra, size_t cap)
-{
-    struct pg_slot *rows = NULL;
-    size_t n = 0;
-    if (pg_slots_list(&e->pg, &rows, &n, NULL) < 0)
-        return false;
-    char want[SLOTS_MAX][PG_SLOT_NAME_MAX];
-    size_t nw = 0, pos = 0;
-    const struct kvc_entry *en;
-    size_t plen = strlen(e->k_members);
-    while ((en = kvc_next_prefix(&e->cache, e->k_members, &pos)) != NULL && nw < cap) {
-        const char *name = en->key + plen;
-        if (strcmp(name, e->ec.name) == 0 || pg_slot_name_from_member(name, want[nw]) < 0)
-            continue;
-        nw++;
-    }
-    *n_missing = *n_extra = 0;
-    for (size_t i = 0; i < nw; i++) {
-        bool found = false;
-        for (size_t j = 0; j < n && !found; j++)
-            found = strcmp(rows[j].name, want[i]) == 0;
-        if (!found && *n_missing < cap)
-            memcpy(missing[(*n_missing)++], want[i], PG_SLOT_NAME_MAX);
-    }
-    for (size_t j = 0; j < n; j++) {
-        bool wanted = false;
-        for (size_t i = 0; i < nw && !wanted; i++)
-            wanted = strcmp(rows[j].name, want[i]) == 0;
-        if (!wanted && rows[j].physical && !rows[j].active && *n_extra < cap)
-            memcpy(extra[(*n_extra)++], rows[j].name, PG_SLOT_NAME_MAX);
-    }
-    free(rows);
-    return true;
-}
-
 void elector_pg_observe(struct elector *e)
 {
     if (!e->manage_pg)
@@ -180,11 +142,8 @@ void elector_pg_observe(struct elector *e)
             !p.running && (cd.state == PG_STATE_SHUT_DOWN || cd.state == PG_STATE_IN_PRODUCTION ||
                            cd.state == PG_STATE_SHUTTING_DOWN);
     }
-    if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER) {
-        char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
-        size_t na, nb;
-        p.slots_ok = slots_compare(e, a, &na, b, &nb, SLOTS_MAX) && na == 0 && nb == 0;
-    }
+    if (p.ready && !p.in_recovery && e->local.state == ELECT_LEADER)
+        p.slots_ok = elector_slots_ok(e);
     free(e->repl);
     e->repl = NULL;
     e->nrepl = 0;
@@ -494,10 +453,10 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
         return -EAGAIN;
     elector_make_conf(e, &c, true, host, port);
     /* No slot for the copy itself: pg_basebackup keeps the WAL it streams with a temporary one.
-     * This member's slot is the leader's to create, once it sees the member key written below;
-     * a copy started before that failed ("slot does not exist") and was retried a loop later.
-     * The standby then streams through its slot, which the leader has made by then, and
-     * wal_keep_size covers the moment between the copy's end and the standby's start. */
+     * This member's slot is the leader's to create, as soon as it sees the member key written
+     * below; a copy started before that failed ("slot does not exist") and was retried a loop
+     * later. The standby then streams through its slot (should it ask first, it asks again
+     * wal_retrieve_retry_interval later), and wal_keep_size covers the moment between. */
     const struct pg_clone_opts o = {.host = host, .port = port};
     log_info("cloning the leader", "leader=%s standby_slot=%s", v->leader, e->slot);
     e->busy_state = DCS_STATE_CREATING_REPLICA;
@@ -527,31 +486,6 @@ static int follow(struct elector *e, const struct elect_view *v)
         log_info("following the leader", "leader=%s", e->upstream);
     else
         e->upstream[0] = '\0';
-    return rc;
-}
-
-static int slots_sync(struct elector *e)
-{
-    char a[SLOTS_MAX][PG_SLOT_NAME_MAX], b[SLOTS_MAX][PG_SLOT_NAME_MAX];
-    size_t na, nb;
-    struct pg_error err;
-    if (!slots_compare(e, a, &na, b, &nb, SLOTS_MAX))
-        return -EIO;
-    int rc = 0;
-    for (size_t i = 0; i < na; i++) {
-        int r = pg_slot_create(&e->pg, a[i], &err);
-        if (r == 0)
-            log_info("replication slot created", "slot=%s", a[i]);
-        else if (r != -EEXIST)
-            rc = r;
-    }
-    for (size_t i = 0; i < nb; i++) {
-        int r = pg_slot_drop(&e->pg, b[i], &err);
-        if (r == 0)
-            log_info("replication slot dropped", "slot=%s", b[i]);
-        else if (r != -ENOENT && r != -EBUSY)
-            rc = r;
-    }
     return rc;
 }
 
@@ -613,7 +547,7 @@ static int promote(struct elector *e)
         write_history(e, old_tli, lsn);
     /* the replicas follow us at once: their slots must exist before their walreceivers ask
      * (a missing slot costs them wal_retrieve_retry_interval, 5 s, per attempt) */
-    if (slots_sync(e) < 0)
+    if (elector_slots_sync(e) < 0)
         log_warn("promoted, but the replication slots are not all in place yet");
     return 0;
 }
@@ -767,7 +701,7 @@ bool elector_pg_perform(struct elector *e, const struct elect_decision *d,
         rc = follow(e, v);
         break;
     case ELECT_ACT_PG_SLOTS:
-        rc = slots_sync(e);
+        rc = elector_slots_sync(e);
         break;
     default:
         return true;

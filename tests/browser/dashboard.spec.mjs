@@ -26,6 +26,19 @@ async function check(name, fn) {
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// GET through the page's request context (its cookies). The server closes a keep-alive
+// connection idle for its connection timeout (10 s); a request sent on it at that moment meets
+// the close ("socket hang up"). A browser retries an idempotent request then, and so does this.
+async function apiGet(page, url, opts) {
+  try {
+    return await page.request.get(url, opts);
+  } catch (e) {
+    if (!/socket hang up|ECONNRESET/.test(String(e && e.message))) throw e;
+    log('retrying a GET on a closed keep-alive connection', url);
+    return page.request.get(url, opts);
+  }
+}
+
 async function login(page, user, pw) {
   await page.goto(cfg.url + '/ui/login');
   await page.fill('#user', user);
@@ -65,7 +78,7 @@ try {
   await check('unauthenticated page goes to the login page', async () => {
     await page.goto(cfg.url + '/ui/');
     await page.waitForURL('**/ui/login', { timeout: 15000 });
-    const r = await page.request.get(cfg.url + '/ui/api/state');
+    const r = await apiGet(page, cfg.url + '/ui/api/state');
     assert(r.status() === 401, 'state without a session: ' + r.status());
     return 'redirected; /ui/api/state 401';
   });
@@ -103,16 +116,16 @@ try {
   await check('assets are embedded, cached by ETag and gzip-compressed', async () => {
     let total = 0;
     for (const a of ['/ui/', '/ui/login', '/ui/app.js', '/ui/app.css']) {
-      const r = await page.request.get(cfg.url + a, { headers: { 'Accept-Encoding': 'identity' } });
+      const r = await apiGet(page, cfg.url + a, { headers: { 'Accept-Encoding': 'identity' } });
       assert(r.status() === 200, a + ' ' + r.status());
       const etag = r.headers().etag;
       assert(etag, a + ' has no ETag');
       assert(/script-src 'self'/.test(r.headers()['content-security-policy'] || ''), a + ' CSP');
       if (a !== '/ui/login') total += (await r.body()).length;
-      const again = await page.request.get(cfg.url + a, { headers: { 'If-None-Match': etag } });
+      const again = await apiGet(page, cfg.url + a, { headers: { 'If-None-Match': etag } });
       assert(again.status() === 304, a + ' revalidation ' + again.status());
     }
-    const login = await page.request.get(cfg.url + '/ui/login', { headers: { 'Accept-Encoding': 'identity' } });
+    const login = await apiGet(page, cfg.url + '/ui/login', { headers: { 'Accept-Encoding': 'identity' } });
     total += (await login.body()).length;
     out.asset_bytes = total;
     assert(total < 150 * 1024, 'assets ' + total + ' bytes');
@@ -245,7 +258,7 @@ try {
     const mc = cfg.migrate;
     await page.click('#t-cluster');
     const newest = async () => {
-      const r = await page.request.get(cfg.url + '/migrations?limit=1');
+      const r = await apiGet(page, cfg.url + '/migrations?limit=1');
       assert(r.status() === 200, 'GET /migrations ' + r.status());
       const text = await r.text();
       assert(!text.includes(mc.secret), 'the password is in GET /migrations');

@@ -253,6 +253,46 @@ def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
     assert not other.find_records(msg="lease lost")
 
 
+def test_vanished_member_keeps_its_slot_for_member_slots_ttl(etcd, ha_cluster):
+    """Patroni 4's member_slots_ttl: a member that goes away (a reboot, an agent restart) finds
+    its slot on the leader when it comes back within member_slots_ttl, so the WAL written
+    meanwhile was kept for it and it goes on streaming; later than that the slot is dropped."""
+    nodes = ha_cluster(2)
+    leader = wait_primary(etcd.url, nodes, 90)
+    other = next(n for n in nodes if n is not leader)
+    query(leader, "CREATE TABLE t (id int primary key)")
+    wait_rows(other, 0, 90)
+    ttl = 15
+    patch_config(etcd, leader, member_slots_ttl=f"{ttl}s")
+
+    def slots():
+        return {r[0] for r in query(leader, "SELECT slot_name FROM pg_replication_slots")}
+    wait_until(lambda: other.name in slots(), 30, "the member's slot on the leader")
+    # away for less than member_slots_ttl: the slot stays, the member resumes from it
+    other.stop()
+    wait_until(lambda: not member(etcd, other), 30, "the member key gone")
+    gone = time.monotonic()
+    query(leader, "INSERT INTO t SELECT generate_series(1, 1000)")
+    query(leader, "SELECT pg_switch_wal()")
+    leader.wait_record(msg="keeping the slot of a member that is gone", slot=other.name,
+                       timeout=10)
+    assert other.name in slots()
+    since = len(other.log())
+    other.start()
+    wait_rows(other, 1000, 60)
+    assert time.monotonic() - gone < ttl, "came back too late for this check"
+    assert not leader.find_records(msg="replication slot dropped", slot=other.name)
+    assert not other.find_records(since, msg="cloning the leader"), "it was copied again"
+    # away for longer: the slot goes once member_slots_ttl has passed, not before
+    other.stop()
+    wait_until(lambda: not member(etcd, other), 30, "the member key gone again")
+    gone = time.monotonic()
+    wait_until(lambda: other.name not in slots(), ttl + 20, "the slot dropped", 0.2)
+    after = time.monotonic() - gone
+    assert after >= ttl - 2, f"dropped {after:.1f}s after the member went, ttl {ttl}s"
+    assert leader.find_records(msg="replication slot dropped", slot=other.name)
+
+
 def test_pause_stops_failover(etcd, ha_cluster):
     nodes, leader = bootstrap(etcd, ha_cluster)
     patch_config(etcd, leader, pause=True)

@@ -72,6 +72,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.primary_start_timeout, 300);
     assert_int_equal(c.primary_stop_timeout, 0);
     assert_int_equal(c.synchronous_node_count, 1);
+    assert_int_equal(c.member_slots_ttl, 1800);
     assert_int_equal(c.synchronous_mode, DCS_SYNC_OFF);
     assert_false(c.synchronous_mode_strict);
     assert_false(c.failsafe_mode);
@@ -195,6 +196,35 @@ static void test_patroni_tolerant_scalars(void **state)
     decode_ok("{\"ttl\":null,\"pause\":null}", &c);
     assert_int_equal(c.ttl, 10);
     dcs_config_free(&c);
+    /* member_slots_ttl (Patroni 4): seconds, or a string with a time unit; kept as written */
+    static const struct {
+        const char *json;
+        int64_t secs;
+    } ttls[] = {{"0", 0},
+                {"90", 90},
+                {"\"120\"", 120},
+                {"\"30min\"", 1800},
+                {"\"2h\"", 7200},
+                {"\"1d\"", 86400},
+                {"\"45s\"", 45},
+                {"\"5000ms\"", 5},
+                {"\"10 min\"", 600},
+                {"null", 1800}};
+    for (size_t i = 0; i < sizeof(ttls) / sizeof(ttls[0]); i++) {
+        char json[64];
+        snprintf(json, sizeof(json), "{\"member_slots_ttl\":%s}", ttls[i].json);
+        decode_ok(json, &c);
+        assert_int_equal(c.member_slots_ttl, ttls[i].secs);
+        s = encode_ok(&c);
+        if (strcmp(ttls[i].json, "null") != 0) {
+            char kept[64];
+            snprintf(kept, sizeof(kept), "\"member_slots_ttl\":%s", ttls[i].json);
+            if (!strstr(s, kept))
+                fail_msg("%s not kept in %s", kept, s);
+        }
+        free(s);
+        dcs_config_free(&c);
+    }
 }
 
 static void test_validation_errors(void **state)
@@ -221,6 +251,10 @@ static void test_validation_errors(void **state)
     decode_fails("{\"synchronous_node_count\":0}", "synchronous_node_count");
     decode_fails("{\"synchronous_node_count\":33}", "synchronous_node_count");
     decode_fails("{\"max_timelines_history\":-1}", "max_timelines_history");
+    decode_fails("{\"member_slots_ttl\":-1}", "member_slots_ttl");
+    decode_fails("{\"member_slots_ttl\":\"30 fortnights\"}", "member_slots_ttl");
+    decode_fails("{\"member_slots_ttl\":\"-5min\"}", "member_slots_ttl");
+    decode_fails("{\"member_slots_ttl\":true}", "member_slots_ttl");
     /* types */
     decode_fails("{\"ttl\":true}", "'ttl' must be an integer");
     decode_fails("{\"ttl\":30.5}", "'ttl' must be an integer");
