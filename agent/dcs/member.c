@@ -76,6 +76,7 @@ void dcs_member_init(struct dcs_member *m)
 {
     memset(m, 0, sizeof(*m));
     snprintf(m->version, sizeof(m->version), "%s", DCS_PATRONI_COMPAT_VERSION);
+    m->clone_total_bytes = -1;
 #ifdef PGW_VERSION
     snprintf(m->agent_version, sizeof(m->agent_version), "%s", PGW_VERSION);
 #endif
@@ -473,6 +474,14 @@ bool dcs_member_decode(const char *value, size_t len, const char *name, struct d
     if (r < 0)
         goto out;
     out->has_replay_lag_ms = r > 0;
+    r = pyjson_get_int(root, "clone_bytes", 0, INT64_MAX, &out->clone_bytes, "member", err);
+    if (r < 0)
+        goto out;
+    out->has_clone_bytes = r > 0;
+    out->clone_total_bytes = -1;
+    if (pyjson_get_int(root, "clone_total_bytes", 0, INT64_MAX, &out->clone_total_bytes, "member",
+                       err) < 0)
+        goto out;
     if (pyjson_get_bool(root, "pending_restart", &out->pending_restart, "member", err) < 0 ||
         pyjson_get_bool(root, "pause", &out->pause, "member", err) < 0)
         goto out;
@@ -593,6 +602,11 @@ char *dcs_member_encode(const struct dcs_member *m, size_t *len, struct dcs_err 
     if (m->has_server_version && !put(o, "server_version", json_integer(m->server_version)))
         goto oom;
     if (m->has_replay_lag_ms && !put(o, "replay_lag_ms", json_integer(m->replay_lag_ms)))
+        goto oom;
+    if (m->has_clone_bytes && !put(o, "clone_bytes", json_integer(m->clone_bytes)))
+        goto oom;
+    if (m->has_clone_bytes && m->clone_total_bytes >= 0 &&
+        !put(o, "clone_total_bytes", json_integer(m->clone_total_bytes)))
         goto oom;
     if (m->agent_version[0] && !put(o, "pgwarden", json_string(m->agent_version)))
         goto oom;

@@ -96,6 +96,9 @@ struct dcs_member {
     int64_t server_version; /* "server_version": PostgreSQL's server_version_num */
     bool has_replay_lag_ms;
     int64_t replay_lag_ms; /* "replay_lag_ms": a replica's replay delay behind its upstream */
+    bool has_clone_bytes;
+    int64_t clone_bytes;       /* "clone_bytes": copied so far while "creating replica" */
+    int64_t clone_total_bytes; /* "clone_total_bytes": the source's estimate; -1 (absent): none */
 };
 
 /* Zeroes m and sets version to DCS_PATRONI_COMPAT_VERSION and agent_version to pgwarden's. */

@@ -90,7 +90,12 @@ struct elector {
     char upstream[DCS_NAME_MAX]; /* the leader our standby was configured to follow */
     char upstream_host[PG_HOST_MAX];
     uint16_t upstream_port;
-    char slot[PG_SLOT_NAME_MAX];                            /* our slot on the leader */
+    char slot[PG_SLOT_NAME_MAX];  /* our slot on the leader */
+    char clone_host[PG_HOST_MAX]; /* the source while "creating replica" (clone_port 0: none) */
+    uint16_t clone_port;
+    bool has_clone_progress;
+    struct pg_clone_progress clone_progress; /* the source's view, asked every second */
+    int clone_logged_tenth;                  /* the last tenth of the copy logged */
     struct elector_slot_gone slots_gone[ELECTOR_SLOTS_MAX]; /* leader: slots kept for a while */
     size_t n_slots_gone;
     char k_initialize[DCS_KEY_MAX];
@@ -208,6 +213,9 @@ void elector_put_member_now(struct elector *e);
  * leader keeps for it outlive a copy that takes longer than the TTL. A leader never does: a
  * leader whose loop is stuck must run out of time and fence. */
 void elector_busy_tick(void *arg);
+/* elector_pg.c: during a copy, asks the source how far it is; publishes it in the member key
+ * ("clone_bytes", "clone_total_bytes") and the status snapshot, logs each tenth. */
+void elector_clone_tick(struct elector *e);
 
 /* ---- elector_samples.c: samples every 5 s into SQLite for the dashboard charts ---- */
 bool elector_samples_start(struct elector *e);

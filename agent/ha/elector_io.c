@@ -243,8 +243,11 @@ void elector_put_member_now(struct elector *e)
 void elector_busy_tick(void *arg)
 {
     struct elector *e = arg;
-    if (e->local.state != ELECT_FOLLOWER || e->local.lease_id == 0 ||
-        clock_boot_ms() < e->local.next_lease_ms)
+    if (e->local.state != ELECT_FOLLOWER || e->local.lease_id == 0)
+        return;
+    if (e->busy_state == DCS_STATE_CREATING_REPLICA && e->clone_port)
+        elector_clone_tick(e);
+    if (clock_boot_ms() < e->local.next_lease_ms)
         return;
     const struct elect_decision d = {.action = ELECT_ACT_KEEPALIVE,
                                      .rule = "keepalive while a tool runs"};

@@ -174,6 +174,11 @@ void elector_pg_member(const struct elector *e, struct dcs_member *m)
     m->state = p->ready ? DCS_STATE_RUNNING : p->running ? DCS_STATE_STARTING : DCS_STATE_STOPPED;
     if (e->busy_state != DCS_STATE_UNKNOWN)
         m->state = e->busy_state;
+    if (e->busy_state == DCS_STATE_CREATING_REPLICA && e->has_clone_progress) {
+        m->has_clone_bytes = true;
+        m->clone_bytes = e->clone_progress.done_bytes;
+        m->clone_total_bytes = e->clone_progress.total_bytes;
+    }
     m->role = p->ready && !p->in_recovery ? DCS_ROLE_PRIMARY : DCS_ROLE_REPLICA;
     if (p->ready) {
         m->has_xlog_location = true;
@@ -460,9 +465,15 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
     const struct pg_clone_opts o = {.host = host, .port = port};
     log_info("cloning the leader", "leader=%s standby_slot=%s", v->leader, e->slot);
     e->busy_state = DCS_STATE_CREATING_REPLICA;
+    snprintf(e->clone_host, sizeof(e->clone_host), "%s", host);
+    e->clone_port = port;
+    e->has_clone_progress = false;
+    e->clone_logged_tenth = 0;
     elector_put_member_now(e);
     int rc = pg_clone(&e->pg, &o, &c, &err);
     e->busy_state = DCS_STATE_UNKNOWN;
+    e->clone_port = 0;
+    e->has_clone_progress = false;
     elector_build_values(e);
     if (rc == 0)
         rc = pg_start(&e->pg, START_TIMEOUT_MS, NULL, &err);
@@ -471,6 +482,29 @@ static int clone_leader(struct elector *e, const struct elect_view *v)
         elector_pg_event(e, "replica created");
     }
     return rc;
+}
+
+void elector_clone_tick(struct elector *e)
+{
+    struct pg_clone_progress p;
+    if (pg_clone_progress(&e->pg, e->clone_host, e->clone_port, &p, NULL) < 0)
+        return;
+    const struct pg_clone_progress *was = &e->clone_progress;
+    bool changed = !e->has_clone_progress || p.done_bytes != was->done_bytes ||
+                   p.total_bytes != was->total_bytes || strcmp(p.phase, was->phase) != 0;
+    e->clone_progress = p;
+    e->has_clone_progress = true;
+    int tenth = p.total_bytes > 0 ? (int)(p.done_bytes * 10 / p.total_bytes) : 0;
+    if (tenth > e->clone_logged_tenth) {
+        e->clone_logged_tenth = tenth;
+        log_info("copying the leader's data", "done_bytes=%lld total_bytes=%lld percent=%d",
+                 (long long)p.done_bytes, (long long)p.total_bytes,
+                 (int)(p.done_bytes * 100 / p.total_bytes));
+    }
+    if (changed) {
+        elector_put_member_now(e);
+        elector_status_publish(e);
+    }
 }
 
 static int follow(struct elector *e, const struct elect_view *v)

@@ -166,6 +166,13 @@ static json_t *cluster_body(struct elector *e, const struct elect_view *v, const
             set_new(o, "server_version", json_integer(m->server_version));
         if (m->has_replay_lag_ms)
             set_new(o, "lag_s", json_real((double)m->replay_lag_ms / 1000.0));
+        if (m->has_clone_bytes) {
+            json_t *cl = json_pack("{s:I}", "bytes", (json_int_t)m->clone_bytes);
+            if (cl && m->clone_total_bytes >= 0)
+                set_new(cl, "total_bytes", json_integer(m->clone_total_bytes));
+            if (cl)
+                set_new(o, "clone", cl);
+        }
         json_array_append_new(members, o);
     }
     free(m);

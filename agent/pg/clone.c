@@ -2,11 +2,21 @@
 #define LOG_MODULE "pg"
 #include "agent/pg/internal.h"
 
+#include "platform/clock.h"
 #include "platform/log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Not the member name: with its slot, the copy's WAL stream reports flush positions and shows as
+ * "streaming" in the leader's pg_stat_replication, where it must not be taken for this member's
+ * standby (in synchronous mode it was named the synchronous standby while the copy was still
+ * being made). A member name cannot contain a space. */
+static void clone_app_name(const struct pg_instance *pg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s clone", pg->name);
+}
 
 int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
              const struct pg_conf *conf, struct pg_error *err)
@@ -28,12 +38,8 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
     char tool[PGI_PATH], ci[2048];
     if (pgi_tool(pg, "pg_basebackup", tool, sizeof(tool)) < 0)
         return pgi_fail(err, step, -ENAMETOOLONG, "bin_dir is too long");
-    /* Not the member name: with its slot, the copy's WAL stream reports flush positions and
-     * shows as "streaming" in the leader's pg_stat_replication, where it must not be taken for
-     * this member's standby (in synchronous mode it was named the synchronous standby while the
-     * copy was still being made). A member name cannot contain a space. */
     char app[PGW_NAME_MAX + 8];
-    snprintf(app, sizeof(app), "%s clone", pg->name);
+    clone_app_name(pg, app, sizeof(app));
     rc = pg_replication_conninfo_render(pg, o->host, o->port, app, ci, sizeof(ci));
     if (rc < 0)
         return pgi_fail(err, step, rc, "cannot build the conninfo");
@@ -59,6 +65,40 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
     }
     log_info("clone done", "source=%s:%u", o->host, (unsigned)o->port);
     return pg_conf_apply(pg, conf, err);
+}
+
+int pg_clone_progress(const struct pg_instance *pg, const char *host, uint16_t port,
+                      struct pg_clone_progress *p, struct pg_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->total_bytes = -1;
+    int rc = 0;
+    struct pg_instance quiet = *pg; /* a short connect: the copy is what matters */
+    quiet.connect_timeout_ms = 1000;
+    PGconn *c = pgi_connect_peer(&quiet, host, port, pg->superuser, false, &rc, err);
+    if (!c)
+        return rc;
+    char app[PGW_NAME_MAX + 8];
+    clone_app_name(pg, app, sizeof(app));
+    const char *params[] = {app};
+    PGresult *r = NULL;
+    rc = pgi_exec(pg, c, "clone progress",
+                  "SELECT p.phase, p.backup_streamed, p.backup_total FROM "
+                  "pg_stat_progress_basebackup p JOIN pg_stat_activity a ON a.pid = p.pid "
+                  "WHERE a.application_name = $1 ORDER BY a.backend_start DESC LIMIT 1",
+                  1, params, clock_mono_ms() + 2000, NULL, &r, err);
+    if (rc == 0 && PQntuples(r) != 1)
+        rc = -ENOENT;
+    if (rc == 0) {
+        pgi_get_str(r, 0, 0, p->phase, sizeof(p->phase));
+        if (!pgi_get_i64(r, 0, 1, &p->done_bytes))
+            p->done_bytes = 0;
+        if (!pgi_get_i64(r, 0, 2, &p->total_bytes))
+            p->total_bytes = -1;
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
 }
 
 int pg_follow(const struct pg_instance *pg, const struct pg_conf *conf, int timeout_ms,

@@ -479,6 +479,17 @@ struct pg_clone_opts {
  * again. -ENOTEMPTY, -ETIMEDOUT, -EIO. */
 int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
              const struct pg_conf *conf, struct pg_error *err);
+/* A copy as its source sees it (pg_stat_progress_basebackup). */
+struct pg_clone_progress {
+    char phase[48];      /* "streaming database files", "waiting for checkpoint to finish"... */
+    int64_t done_bytes;  /* backup_streamed */
+    int64_t total_bytes; /* backup_total, the source's estimate; -1 when it has none */
+};
+/* The progress of this member's pg_clone from host:port, asked of the source as the superuser
+ * (the copy connects as "<name> clone"), with a 1 s connect and a 2 s query deadline. -ENOENT
+ * while the source runs no such copy. */
+int pg_clone_progress(const struct pg_instance *pg, const char *host, uint16_t port,
+                      struct pg_clone_progress *p, struct pg_error *err);
 /* Points a standby at a new upstream: pg_conf_apply(conf) then reload when running
  * (primary_conninfo and primary_slot_name are reloadable since PG 13; the walreceiver
  * restarts). A running primary must be stopped first: -EBUSY. */

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import pid_alive, ppid_map, proc_cmdline, wait_until
 from proxyutil import freeze, thaw
+from test_api import api
 from test_ha_cluster import (TTL, _kv, bootstrap, ha_cluster,  # noqa: F401 (fixture)
                              connect, leader_name, postmaster_pid, prefix,
                              query, wait_caught_up, wait_primary, wait_rows)
@@ -229,13 +230,18 @@ def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
         return main[0] if main and len(bb) > 1 else None
     main = wait_until(copy_and_stream, 60, "pg_basebackup copying and streaming", 0.005)
     frozen = freeze([main])  # the copy waits; its WAL stream goes on
-    streams, named, states = set(), [], set()
+    streams, named, states, progress, shown = set(), [], set(), [], []
     try:
         t_end = time.monotonic() + 1.6 * TTL  # longer than the member key's lease
         while time.monotonic() < t_end:
             streams |= {r[0] for r in query(leader, "SELECT application_name FROM "
                                                     "pg_stat_replication WHERE state = 'streaming'")}
-            states.add(member(etcd, other).get("state"))
+            m = member(etcd, other)
+            states.add(m.get("state"))
+            if "clone_bytes" in m:
+                progress.append((m["clone_bytes"], m.get("clone_total_bytes")))
+                shown = [c.get("clone") for c in json.loads(api(leader, "GET", "/cluster")[1])
+                         ["members"] if c["name"] == other.name]
             if sync_standby() == other.name:
                 named.append(member(etcd, other).get("state"))
             time.sleep(0.1)
@@ -244,6 +250,11 @@ def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
     assert f"{other.name} clone" in streams, f"the copy's WAL stream not seen streaming: {streams}"
     assert not named, f"named synchronous standby while its state was {named}"
     assert states == {"creating replica"}, f"the member key during the copy: {states}"
+    # how far the copy is, as the leader sees it, in the member key and in /cluster
+    assert progress, "no clone_bytes in the member key during the copy"
+    done, total = progress[-1]
+    assert total and 0 < done <= total, progress[-1]
+    assert shown and shown[0] and shown[0]["total_bytes"] == total, shown
     wait_until(lambda: sync_standby() == other.name, 90, "the new copy named synchronous standby")
     assert member(etcd, other).get("state") == "running"
     wait_rows(other, 10, 30)
@@ -262,7 +273,7 @@ def test_vanished_member_keeps_its_slot_for_member_slots_ttl(etcd, ha_cluster):
     other = next(n for n in nodes if n is not leader)
     query(leader, "CREATE TABLE t (id int primary key)")
     wait_rows(other, 0, 90)
-    ttl = 15
+    ttl = 20
     patch_config(etcd, leader, member_slots_ttl=f"{ttl}s")
 
     def slots():
@@ -279,8 +290,9 @@ def test_vanished_member_keeps_its_slot_for_member_slots_ttl(etcd, ha_cluster):
     assert other.name in slots()
     since = len(other.log())
     other.start()
-    wait_rows(other, 1000, 60)
+    wait_until(lambda: member(etcd, other), 30, "the member key back")
     assert time.monotonic() - gone < ttl, "came back too late for this check"
+    wait_rows(other, 1000, 60)
     assert not leader.find_records(msg="replication slot dropped", slot=other.name)
     assert not other.find_records(since, msg="cloning the leader"), "it was copied again"
     # away for longer: the slot goes once member_slots_ttl has passed, not before

@@ -175,7 +175,30 @@ static void test_server_version_and_replay_lag(void **state)
     assert_true(back.has_replay_lag_ms && back.replay_lag_ms == 1200);
     free(text);
     decode_ok("{\"conn_url\":\"postgres://h:5432/postgres\",\"state\":\"running\"}", &back);
-    assert_false(back.has_server_version || back.has_replay_lag_ms);
+    assert_false(back.has_server_version || back.has_replay_lag_ms || back.has_clone_bytes);
+    assert_int_equal(back.clone_total_bytes, -1);
+
+    /* a copy's progress: with the source's estimate, and without one */
+    m.state = DCS_STATE_CREATING_REPLICA;
+    m.has_server_version = m.has_replay_lag_ms = false;
+    m.has_clone_bytes = true;
+    m.clone_bytes = 6102016;
+    m.clone_total_bytes = 23737856;
+    text = encode_ok(&m);
+    assert_non_null(strstr(text, "\"clone_bytes\":6102016,\"clone_total_bytes\":23737856"));
+    decode_ok(text, &back);
+    assert_true(back.has_clone_bytes && back.clone_bytes == 6102016);
+    assert_int_equal(back.clone_total_bytes, 23737856);
+    free(text);
+    m.clone_total_bytes = -1;
+    text = encode_ok(&m);
+    assert_null(strstr(text, "clone_total_bytes"));
+    decode_ok(text, &back);
+    assert_true(back.has_clone_bytes && back.clone_total_bytes == -1);
+    free(text);
+    struct dcs_err err = {{0}};
+    const char *bad = "{\"state\":\"creating replica\",\"clone_bytes\":-5}";
+    assert_false(dcs_member_decode(bad, strlen(bad), "n2", &back, &err));
 }
 
 static void test_encode_ours(void **state)

@@ -225,6 +225,16 @@
     try { const u = new URL(m.api_url); u.pathname = '/ui/'; return u.toString(); } catch (e) { return null; }
   }
 
+  // A copy in progress ("creating replica"): how far, as its source reports it.
+  function cloneOf(m) {
+    const c = m.clone;
+    if (!c || typeof c.bytes !== 'number') return null;
+    const text = typeof c.total_bytes === 'number' && c.total_bytes > 0
+      ? ` ${Math.min(100, Math.floor(100 * c.bytes / c.total_bytes))}% of ${bytes(c.total_bytes)}`
+      : ` ${bytes(c.bytes)} copied`;
+    return h('span', { cls: 'muted clone', text });
+  }
+
   function renderMembers(d, st) {
     const p = st.patroni || {};
     const rows = members().map((m) => {
@@ -236,7 +246,8 @@
       return h('tr', { cls: lead ? 'leader' : null, 'data-member': m.name, 'data-role': m.role },
         h('td', null, h('b', { text: m.name }), m.name === d.node ? h('span', { cls: 'muted', text: ' (this node)' }) : null),
         h('td', null, h('span', { cls: 'pill' + (lead ? ' lead' : ''), text: m.role })),
-        h('td', null, h('span', { cls: 'pill ' + (m.state === 'running' || m.state === 'streaming' ? 'ok' : 'warn'), text: m.state })),
+        h('td', null, h('span', { cls: 'pill ' + (m.state === 'running' || m.state === 'streaming' ? 'ok' : 'warn'), text: m.state }),
+          cloneOf(m)),
         h('td', { cls: 'num', text: m.timeline !== undefined ? m.timeline : '—' }),
         h('td', { cls: 'num mono', text: lsn(m.xlog_location) }),
         h('td', { cls: 'num', text: lead ? '' : (typeof m.lag === 'number' ? bytes(m.lag) : m.lag || '—') }),
