@@ -195,6 +195,17 @@ json_t *ctl_list_json(const struct ctl_cluster *cl)
         }
         if (m->pending_restart)
             json_object_set_new(r, "Pending restart", json_string("*"));
+        if (m->has_clone_bytes) { /* a copy in progress, as its source reports it */
+            char copied[64];
+            if (m->clone_total_bytes > 0)
+                snprintf(copied, sizeof(copied), "%d%% of %lld MB",
+                         (int)(m->clone_bytes * 100 / m->clone_total_bytes),
+                         (long long)((m->clone_total_bytes + 524288) / 1048576));
+            else
+                snprintf(copied, sizeof(copied), "%lld MB",
+                         (long long)((m->clone_bytes + 524288) / 1048576));
+            json_object_set_new(r, "Copied", json_string(copied));
+        }
         if (json_array_append_new(rows, r) != 0) {
             json_decref(rows);
             return NULL;
@@ -216,23 +227,31 @@ static void cell_of(const json_t *row, const char *key, char *out, size_t cap)
 
 char *ctl_list_render(const struct ctl_cluster *cl, const json_t *rows)
 {
-    bool pending = false;
-    size_t i;
+    static const char *const all[] = {"Member", "Host",      "Role",   "State",
+                                      "TL",     "Lag in MB", "Copied", "Pending restart"};
+    static const enum ctl_align all_align[] = {CTL_ALIGN_LEFT,  CTL_ALIGN_LEFT,  CTL_ALIGN_LEFT,
+                                               CTL_ALIGN_LEFT,  CTL_ALIGN_RIGHT, CTL_ALIGN_RIGHT,
+                                               CTL_ALIGN_RIGHT, CTL_ALIGN_LEFT};
+    enum { NCOLS = sizeof(all) / sizeof(all[0]), NFIXED = 6 };
+    const char *heads[NCOLS];
+    enum ctl_align align[NCOLS];
+    size_t ncols = 0, i;
     const json_t *row;
-    json_array_foreach(rows, i, row) if (json_object_get(row, "Pending restart")) pending = true;
-    static const char *const heads[] = {"Member", "Host",      "Role",           "State",
-                                        "TL",     "Lag in MB", "Pending restart"};
-    static const enum ctl_align align[] = {CTL_ALIGN_LEFT, CTL_ALIGN_LEFT,  CTL_ALIGN_LEFT,
-                                           CTL_ALIGN_LEFT, CTL_ALIGN_RIGHT, CTL_ALIGN_RIGHT,
-                                           CTL_ALIGN_LEFT};
-    size_t ncols = pending ? 7 : 6;
+    for (size_t c = 0; c < NCOLS; c++) {
+        bool used = c < NFIXED; /* the optional columns only when a row has them */
+        json_array_foreach(rows, i, row) used = used || json_object_get(row, all[c]) != NULL;
+        if (used) {
+            heads[ncols] = all[c];
+            align[ncols++] = all_align[c];
+        }
+    }
     struct ctl_table t;
     if (!ctl_table_init(&t, ncols, heads, align))
         return NULL;
     json_array_foreach(rows, i, row)
     {
-        char cells[7][DCS_URL_MAX];
-        const char *ptrs[7];
+        char cells[NCOLS][DCS_URL_MAX];
+        const char *ptrs[NCOLS];
         for (size_t c = 0; c < ncols; c++) {
             cell_of(row, heads[c], cells[c], sizeof(cells[c]));
             ptrs[c] = cells[c];

@@ -122,7 +122,8 @@ static void build_cluster(struct ctl_cluster *cl, struct dcs_keys *k)
         "\"xlog_location\":50331648,\"timeline\":4}");
     add(cl, k, "members/pg1",
         "{\"conn_url\":\"postgres://10.0.0.3:5433/postgres\",\"state\":\"creating replica\","
-        "\"role\":\"replica\",\"version\":\"3.0.2\",\"pending_restart\":true}");
+        "\"role\":\"replica\",\"version\":\"3.0.2\",\"pending_restart\":true,"
+        "\"clone_bytes\":6291456,\"clone_total_bytes\":25165824}");
     add(cl, k, "members/broken", "{\"timeline\":\"x\"}");
     add(cl, k, "leader", "pg0");
     add(cl, k, "initialize", "7212345678901234567");
@@ -172,7 +173,7 @@ static void test_list_rows_and_table(void **state)
             "\"Leader\",\"State\":\"running\",\"TL\":4},"
             "{\"Cluster\":\"batman\",\"Member\":\"pg1\",\"Host\":\"10.0.0.3:5433\",\"Role\":"
             "\"Replica\",\"State\":\"creating replica\",\"Lag in MB\":\"unknown\","
-            "\"Pending restart\":\"*\"},"
+            "\"Pending restart\":\"*\",\"Copied\":\"25% of 24 MB\"},"
             "{\"Cluster\":\"batman\",\"Member\":\"pg2\",\"Host\":\"10.0.0.2:5432\",\"Role\":"
             "\"Sync Standby\",\"State\":\"running\",\"TL\":4,\"Lag in MB\":2}]");
     free(js);
@@ -180,8 +181,11 @@ static void test_list_rows_and_table(void **state)
     assert_non_null(text);
     assert_true(strncmp(text, "+ Cluster: batman (7212345678901234567) ", 40) == 0);
     assert_non_null(strstr(text, "| pg0    | 10.0.0.1:5432 | Leader       | running          |  4 "
-                                 "|           |                 |\n"));
+                                 "|           |              |                 |\n"));
     assert_non_null(strstr(text, "| Sync Standby |"));
+    if (!strstr(text, "| Lag in MB | Copied       | Pending restart |") ||
+        !strstr(text, "| 25% of 24 MB | *               |"))
+        fail_msg("the Copied column:\n%s", text);
     free(text);
     json_decref(rows);
     ctl_cluster_free(&cl);
