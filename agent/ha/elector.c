@@ -441,6 +441,13 @@ void elector_step_now(struct elector *e)
     step(e);
 }
 
+void elector_step_soon(struct elector *e)
+{
+    if (e->tick_timer)
+        loop_cancel_timer(e->loop, e->tick_timer);
+    e->tick_timer = loop_add_timer(e->loop, 0, 0, on_tick, e);
+}
+
 /* ---- watch ---- */
 
 static void on_watch(void *arg, const struct etcd_watch_update *u)

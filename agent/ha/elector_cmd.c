@@ -345,7 +345,7 @@ static struct reply reinitialize(struct elector *e)
         return text(503, "reinitialize failed");
     elector_pg_event(e, "reinitialize requested");
     e->pg_obs_force = true;
-    elector_step_now(e); /* the clone rule takes over */
+    elector_step_soon(e); /* the clone rule takes over, after this answer: a copy takes long */
     return text(200, "reinitialize started");
 }
 

@@ -164,6 +164,9 @@ bool elector_build_values(struct elector *e);
 void elector_publish_now(struct elector *e);
 /* elector.c: a step at once (or right after the current one). */
 void elector_step_now(struct elector *e);
+/* Runs the step from the loop, once the current callback has returned (a command answered
+ * before a long action: the copy a reinitialize starts). */
+void elector_step_soon(struct elector *e);
 /* elector.c: "postgres://host:port/db" -> host, port. False if it does not parse. */
 bool elector_parse_conn_url(const char *url, char *host, size_t cap, uint16_t *port);
 

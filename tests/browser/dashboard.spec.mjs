@@ -1,9 +1,10 @@
 // Browser checks of the pgwarden dashboard with playwright-core and Debian's Chromium.
 // Usage: node dashboard.spec.mjs '<json>' with {url, admin: [user, pw], viewer: [user, pw],
 // leader, candidate, node, members: [names], shots: folder, migrate: {argv, env, uid, gid, cwd,
-// secret, target}}. Started by test_dashboard.py, which runs the cluster; prints one JSON line
+// secret, target}, clone: {pid}}. Started by test_dashboard.py, which runs the cluster; prints one JSON line
 // {checks: [{name, ok, detail}], leader_shown_ms, ...}.
 import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -61,6 +62,26 @@ function pageFetch(page, method, path, body, csrf) {
     const r = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
     return { status: r.status, text: await r.text() };
   }, [method, path, body, csrf]);
+}
+
+// pg_basebackup's main process among the descendants of `root` (by PID, from /proc), once its
+// WAL streaming child runs too; null before.
+function copyUnder(root) {
+  const kids = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let st;
+    try { st = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch (e) { continue; } // gone
+    const r = st.lastIndexOf(')');
+    const p = { pid: Number(d), comm: st.slice(st.indexOf('(') + 1, r), ppid: Number(st.slice(r + 2).split(' ')[1]) };
+    if (!kids.has(p.ppid)) kids.set(p.ppid, []);
+    kids.get(p.ppid).push(p);
+  }
+  const under = [], todo = [root];
+  while (todo.length) for (const c of kids.get(todo.pop()) || []) { under.push(c); todo.push(c.pid); }
+  const bb = under.filter((p) => p.comm === 'pg_basebackup');
+  const main = bb.filter((p) => !bb.some((q) => q.pid === p.ppid));
+  return main.length === 1 && bb.length > 1 ? main[0].pid : null;
 }
 
 const proxyCell = (page, c) => page.$eval(`#proxy tr[data-port="read-write"] td[data-c="${c}"]`,
@@ -396,6 +417,45 @@ try {
     assert(/^Interrupted: .*during restore/.test(dead.result), 'result ' + dead.result);
     assert(dead.bar === '25', 'bar ' + dead.bar);
     return `online: ${online.pill}, lag ${online.lag}; dump: ${dead.result.slice(0, 60)}…`;
+  });
+
+  await check('a member being copied shows how far the copy is', async () => {
+    // this node is a replica: reinitialize it, and hold its copy (SIGSTOP) while the page looks
+    // (the answer may come only once the copy has begun: look for it meanwhile)
+    const asked = pageFetch(page, 'POST', '/reinitialize', { force: true }, 'cookie');
+    let main = null;
+    for (const t0 = Date.now(); !main && Date.now() - t0 < 60000;) {
+      main = copyUnder(cfg.clone.pid);
+      if (!main) await sleep(5);
+    }
+    assert(main, 'no pg_basebackup copying and streaming under the node');
+    process.kill(main, 'SIGSTOP');
+    const r = await asked;
+    assert(r.status === 200, `POST /reinitialize ${r.status} ${r.text}`);
+    let shown;
+    try {
+      await page.click('#t-cluster');
+      const h = await page.waitForFunction((n) => {
+        const e = document.querySelector(`#members tr[data-member="${n}"] .clone`);
+        return e && /^ \d+% of \d/.test(e.textContent) ? e.textContent : null;
+      }, cfg.node, { timeout: 20000 });
+      shown = await h.jsonValue();
+      await shot(page, '13-clone-progress');
+    } finally {
+      process.kill(main, 'SIGCONT');
+    }
+    try {
+      await page.waitForFunction((n) => {
+        const tr = document.querySelector(`#members tr[data-member="${n}"]`);
+        const pill = tr && tr.querySelector('td:nth-child(3) .pill');
+        return pill && pill.textContent === 'running' && !tr.querySelector('.clone');
+      }, cfg.node, { timeout: 120000 });
+    } catch (e) {
+      const row = await page.$eval(`#members tr[data-member="${cfg.node}"]`, (tr) => tr.textContent).catch(() => '?');
+      const st = await pageFetch(page, 'GET', '/ui/api/state', undefined, null);
+      throw new Error(`${e.message}; row: ${row}; state: ${st.status} ${st.text.slice(0, 1500)}`);
+    }
+    return `${cfg.node}: creating replica${shown}, then running`;
   });
 
   await check('logout ends the session', async () => {

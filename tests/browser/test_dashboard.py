@@ -4,7 +4,7 @@ refused, a switchover from the page (new leader and event shown; the time from t
 in etcd to the page showing it), held connections counted by this node's forwarder while the
 switchover happens, a read-only user who cannot operate, the progress and the result of a real
 `pgwarden migrate` (a database of the cluster copied into another one) in the Migration panel,
-logout. Screenshots go to build/results/screenshots/; the checks to build/results/browser.json."""
+the progress of a copy when the page's node is reinitialized (its pg_basebackup held), logout. Screenshots go to build/results/screenshots/; the checks to build/results/browser.json."""
 import json
 import os
 import pwd
@@ -140,7 +140,7 @@ def test_dashboard(etcd, pgwarden_node, pgwarden_cli, pgwarden_bin):
     cfg = {"url": url, "admin": [ADMIN, ADMIN_PW], "viewer": [VIEWER, VIEWER_PW],
            "leader": leader.name, "candidate": candidate.name, "node": page_node.name,
            "members": [n.name for n in nodes], "shots": str(SHOTS),
-           "migrate": migrate_command(pgwarden_bin, page_node)}
+           "migrate": migrate_command(pgwarden_bin, page_node), "clone": {"pid": page_node.pid}}
     t0 = time.time()
     log_path = RESULTS / "browser.log"
     try:

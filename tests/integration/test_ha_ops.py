@@ -257,6 +257,10 @@ def test_member_being_copied_is_never_named_sync_standby(etcd, ha_cluster):
     assert shown and shown[0] and shown[0]["total_bytes"] == total, shown
     wait_until(lambda: sync_standby() == other.name, 90, "the new copy named synchronous standby")
     assert member(etcd, other).get("state") == "running"
+    assert "clone_bytes" not in member(etcd, other), member(etcd, other)
+    for n in nodes:  # the copy is over for every node's /cluster too
+        wait_until(lambda n=n: all("clone" not in c for c in json.loads(
+            api(n, "GET", "/cluster")[1])["members"]), 10, f"{n.name}'s /cluster without a copy")
     wait_rows(other, 10, 30)
     # the copy did not wait for the leader to create the member's slot (it failed, and was
     # retried, when it did), and the member never lost its lease
