@@ -199,7 +199,9 @@ json_t *ctl_list_json(const struct ctl_cluster *cl)
             char copied[64];
             if (m->clone_total_bytes > 0)
                 snprintf(copied, sizeof(copied), "%d%% of %lld MB",
-                         (int)(m->clone_bytes * 100 / m->clone_total_bytes),
+                         m->clone_bytes >= m->clone_total_bytes
+                             ? 100 /* the total is the source's estimate */
+                             : (int)(m->clone_bytes * 100 / m->clone_total_bytes),
                          (long long)((m->clone_total_bytes + 524288) / 1048576));
             else
                 snprintf(copied, sizeof(copied), "%lld MB",

@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Not the member name: with its slot, the copy's WAL stream reports flush positions and shows as
- * "streaming" in the leader's pg_stat_replication, where it must not be taken for this member's
- * standby (in synchronous mode it was named the synchronous standby while the copy was still
- * being made). A member name cannot contain a space. */
+/* Not the member name: the copy's WAL stream shows as "streaming" in the leader's
+ * pg_stat_replication, where it must not be taken for this member's standby (in synchronous mode
+ * it was named the synchronous standby while the copy was still being made). The name also finds
+ * the copy in the source's pg_stat_progress_basebackup. A member name cannot contain a space. */
 static void clone_app_name(const struct pg_instance *pg, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s clone", pg->name);
