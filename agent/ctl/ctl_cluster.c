@@ -197,11 +197,9 @@ json_t *ctl_list_json(const struct ctl_cluster *cl)
             json_object_set_new(r, "Pending restart", json_string("*"));
         if (m->has_clone_bytes) { /* a copy in progress, as its source reports it */
             char copied[64];
-            if (m->clone_total_bytes > 0)
-                snprintf(copied, sizeof(copied), "%d%% of %lld MB",
-                         m->clone_bytes >= m->clone_total_bytes
-                             ? 100 /* the total is the source's estimate */
-                             : (int)(m->clone_bytes * 100 / m->clone_total_bytes),
+            int pct = dcs_clone_percent(m->clone_bytes, m->clone_total_bytes);
+            if (pct >= 0)
+                snprintf(copied, sizeof(copied), "%d%% of %lld MB", pct,
                          (long long)((m->clone_total_bytes + 524288) / 1048576));
             else
                 snprintf(copied, sizeof(copied), "%lld MB",

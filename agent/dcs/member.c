@@ -72,6 +72,13 @@ enum dcs_state dcs_state_parse(const char *s)
     return DCS_STATE_UNKNOWN;
 }
 
+int dcs_clone_percent(int64_t done_bytes, int64_t total_bytes)
+{
+    if (total_bytes <= 0)
+        return -1;
+    return done_bytes >= total_bytes ? 100 : (int)(done_bytes * 100 / total_bytes);
+}
+
 void dcs_member_init(struct dcs_member *m)
 {
     memset(m, 0, sizeof(*m));

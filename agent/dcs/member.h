@@ -108,6 +108,10 @@ void dcs_member_init(struct dcs_member *m);
  * type-checked) and Governor's plain "postgres://...?application_name=<api_url>" form. Any
  * user:password@ in conn_url/api_url/proxy_url is dropped, so secrets never leave this function.
  * name (may be NULL) is copied into out->name. Returns false with err set on malformed input. */
+/* How far a copy is, 0..100 (the total is the source's estimate: a copy may pass it); -1 when
+ * there is no total. */
+int dcs_clone_percent(int64_t done_bytes, int64_t total_bytes);
+
 bool dcs_member_decode(const char *value, size_t len, const char *name, struct dcs_member *out,
                        struct dcs_err *err);
 

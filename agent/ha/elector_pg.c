@@ -491,17 +491,14 @@ void elector_clone_tick(struct elector *e)
         return;
     const struct pg_clone_progress *was = &e->clone_progress;
     bool changed = !e->has_clone_progress || p.done_bytes != was->done_bytes ||
-                   p.total_bytes != was->total_bytes || strcmp(p.phase, was->phase) != 0;
+                   p.total_bytes != was->total_bytes;
     e->clone_progress = p;
     e->has_clone_progress = true;
-    /* the total is the source's estimate: a copy may pass it (the log says 100 once) */
-    int64_t done = p.total_bytes > 0 && p.done_bytes > p.total_bytes ? p.total_bytes : p.done_bytes;
-    int tenth = p.total_bytes > 0 ? (int)(done * 10 / p.total_bytes) : 0;
-    if (tenth > e->clone_logged_tenth) {
-        e->clone_logged_tenth = tenth;
+    int pct = dcs_clone_percent(p.done_bytes, p.total_bytes);
+    if (pct / 10 > e->clone_logged_tenth) {
+        e->clone_logged_tenth = pct / 10;
         log_info("copying the leader's data", "done_bytes=%lld total_bytes=%lld percent=%d",
-                 (long long)p.done_bytes, (long long)p.total_bytes,
-                 (int)(done * 100 / p.total_bytes));
+                 (long long)p.done_bytes, (long long)p.total_bytes, pct);
     }
     if (changed) {
         elector_put_member_now(e);

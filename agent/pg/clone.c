@@ -83,17 +83,16 @@ int pg_clone_progress(const struct pg_instance *pg, const char *host, uint16_t p
     const char *params[] = {app};
     PGresult *r = NULL;
     rc = pgi_exec(pg, c, "clone progress",
-                  "SELECT p.phase, p.backup_streamed, p.backup_total FROM "
+                  "SELECT p.backup_streamed, p.backup_total FROM "
                   "pg_stat_progress_basebackup p JOIN pg_stat_activity a ON a.pid = p.pid "
                   "WHERE a.application_name = $1 ORDER BY a.backend_start DESC LIMIT 1",
                   1, params, clock_mono_ms() + 2000, NULL, &r, err);
     if (rc == 0 && PQntuples(r) != 1)
         rc = -ENOENT;
     if (rc == 0) {
-        pgi_get_str(r, 0, 0, p->phase, sizeof(p->phase));
-        if (!pgi_get_i64(r, 0, 1, &p->done_bytes))
+        if (!pgi_get_i64(r, 0, 0, &p->done_bytes))
             p->done_bytes = 0;
-        if (!pgi_get_i64(r, 0, 2, &p->total_bytes))
+        if (!pgi_get_i64(r, 0, 1, &p->total_bytes))
             p->total_bytes = -1;
     }
     PQclear(r);

@@ -481,7 +481,6 @@ int pg_clone(const struct pg_instance *pg, const struct pg_clone_opts *o,
              const struct pg_conf *conf, struct pg_error *err);
 /* A copy as its source sees it (pg_stat_progress_basebackup). */
 struct pg_clone_progress {
-    char phase[48];      /* "streaming database files", "waiting for checkpoint to finish"... */
     int64_t done_bytes;  /* backup_streamed */
     int64_t total_bytes; /* backup_total, the source's estimate; -1 when it has none */
 };

@@ -196,6 +196,12 @@ static void test_server_version_and_replay_lag(void **state)
     decode_ok(text, &back);
     assert_true(back.has_clone_bytes && back.clone_total_bytes == -1);
     free(text);
+    /* its percentage: none without a total, and never past 100 (the total is an estimate) */
+    assert_int_equal(dcs_clone_percent(6102016, 23737856), 25);
+    assert_int_equal(dcs_clone_percent(0, 23737856), 0);
+    assert_int_equal(dcs_clone_percent(30000000, 23737856), 100);
+    assert_int_equal(dcs_clone_percent(6102016, -1), -1);
+    assert_int_equal(dcs_clone_percent(6102016, 0), -1);
     struct dcs_err err = {{0}};
     const char *bad = "{\"state\":\"creating replica\",\"clone_bytes\":-5}";
     assert_false(dcs_member_decode(bad, strlen(bad), "n2", &back, &err));
